@@ -37,10 +37,10 @@ class TrainConfig:
     preset: str = opt("tiny", f"model preset: {', '.join(PRESETS)}")
     init_from: str = opt("scratch", "scratch | resume (from out_dir/ckpt.pt) | PATH of a checkpoint to start from (e.g. sliced or inherited weights)")
     out_dir: str = opt("out", "checkpoints, logs, selections")
-    # batch: one optimizer step = batch_size sequences x grad_accum micro-steps x block_size tokens
+    # batch: one optimizer step = batch_size sequences x grad_accum micro-steps x seq_len tokens
     batch_size: int = opt(16, "sequences per micro-step, over all processes (each DDP rank takes batch_size/world)")
     grad_accum: int = opt(1, "micro-steps per optimizer step")
-    block_size: int = opt(0, "training context length; 0 = the model's block_size")
+    seq_len: int = opt(0, "training sequence length; 0 = the model's context (block_size)")
     # optimizer: AdamW, linear warmup, cosine decay to a floor (PAPER.md §4: betas 0.9/0.95, wd 0.1, clip 1.0)
     lr: float = opt(2e-3, "peak learning rate, before batch-size scaling")
     min_lr_ratio: float = opt(0.1, "cosine decay floor as a fraction of the peak lr")
@@ -131,20 +131,20 @@ def lr_at(step, iters, peak, cfg):
 # (multiple-round training) and a run can resume at the exact batch it stopped at.
 # ------------------------------------------------------------------------------------------------
 class Batches:
-    """The train split cut into sequences of block_size+1 tokens (consecutive sequences share one token:
+    """The train split cut into sequences of seq_len+1 tokens (consecutive sequences share one token:
     the last target of one is the first input of the next), shuffled ONCE with the seed and grouped into
     N batches of batch_size sequences. Batch id b is always the same sequences. A round reads a list of
     batch ids (all of them, or a refined selection) in a fresh order per epoch; DDP rank r of w takes
     rows r*B/w .. (r+1)*B/w of each batch, so the data stream does not depend on the number of processes."""
 
-    def __init__(self, path, dtype, block_size, batch_size, seed):
+    def __init__(self, path, dtype, seq_len, batch_size, seed):
         self.tokens = np.memmap(path, dtype=dtype, mode="r")
-        self.T, self.B, self.seed = block_size, batch_size, seed
-        n_seq = (len(self.tokens) - 1) // block_size
+        self.T, self.B, self.seed = seq_len, batch_size, seed
+        n_seq = (len(self.tokens) - 1) // seq_len
         self.n = n_seq // batch_size                                     # N: number of batches
         if self.n == 0:
             raise ValueError(f"{path} has {len(self.tokens)} tokens: fewer than one batch of {batch_size} x "
-                             f"{block_size}; lower --batch_size/--block_size or add text")
+                             f"{seq_len}; lower --batch_size/--seq_len or add text")
         self.packing = np.random.default_rng(seed).permutation(n_seq)[:self.n * batch_size].reshape(self.n, batch_size)
 
     def rows(self, batch_id, rank=0, world=1):
@@ -160,7 +160,7 @@ class Batches:
         return int(ids[perm[i]])
 
 
-def select_batches(losses, rate, mode, temperature=1.0, seed=0):
+def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limit=2 ** 24):
     """Loss-based data refining (paper §5; official release README, PAPER.md §5): keep n0 = R*N of the N
     batches. softmax: draw n0 WITHOUT replacement with p = softmax(loss / T) (torch.multinomial, limited
     to 2^24 categories: beyond that the Gumbel-top-k trick draws the same distribution); topk: the n0
@@ -176,7 +176,7 @@ def select_batches(losses, rate, mode, temperature=1.0, seed=0):
         chosen = torch.topk(losses, n0).indices
     elif mode == "uniform":
         chosen = torch.randperm(len(losses), generator=g)[:n0]
-    elif len(losses) <= 2 ** 24:
+    elif len(losses) <= multinomial_limit:
         chosen = torch.multinomial(torch.softmax(losses / temperature, 0), n0, replacement=False, generator=g)
     else:   # Gumbel-top-k: argtop-n0 of log p + Gumbel noise = sequential sampling without replacement
         gumbel = -torch.log(-torch.log(torch.rand(len(losses), generator=g, dtype=torch.float64)))
@@ -263,9 +263,10 @@ def main(argv):
     if meta["tokenizer"]["n_vocab"] > mcfg.vocab_size:
         raise ValueError(f"{cfg.data} uses {meta['tokenizer']['n_vocab']} token ids but the model has vocab_size="
                          f"{mcfg.vocab_size}; compress the tokenizer (tokenizer_compress.py) and re-prepare, or pass --vocab_size")
-    T = cfg.block_size or mcfg.block_size
+    T = cfg.seq_len or mcfg.block_size
     if T > mcfg.block_size:
-        raise ValueError(f"--block_size={T} is longer than the model's context ({mcfg.block_size}); lower it or set the model's block_size")
+        raise ValueError(f"--seq_len={T} is longer than the model's context (block_size={mcfg.block_size}); lower it, "
+                         f"or train a model with a longer context (--block_size, from scratch)")
     model = Transformer(mcfg).to(device)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -375,6 +376,9 @@ def main(argv):
                     raise FloatingPointError(f"loss became NaN/inf before step {step} of round {round_}; stopped without saving: "
                                              f"the last good checkpoint is {os.path.join(cfg.out_dir, 'ckpt.pt')} (lower --lr?)")
                 n = cfg.log_interval if step % cfg.log_interval == 0 else step % cfg.log_interval
+                if ddp:                                                    # log the mean over all ranks
+                    torch.distributed.all_reduce(loss_acc)
+                    loss_acc /= world
                 dt, t0 = time.time() - t0, time.time()
                 train_loss = loss_acc.item() / n
                 loss_acc.zero_()

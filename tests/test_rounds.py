@@ -1,0 +1,121 @@
+"""Multiple-round training (paper §5): batch selection rules, a 2-round run, resume inside round 2,
+and the batch-size / learning-rate power law."""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from data.prepare import prepare, SEPARATOR
+from train import select_batches, batch_lr, TrainConfig
+
+SMALL = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16", "--batch_size=2", "--warmup_iters=2",
+         "--eval_iters=2", "--log_interval=2", "--sample_tokens=0", "--lr=1e-2"]
+
+
+def test_topk_selects_exactly_the_hardest():
+    losses = np.r_[np.full(30, 1.0), np.full(10, 5.0)] + np.random.default_rng(0).random(40) * 0.1
+    chosen = select_batches(losses, 0.25, "topk")
+    assert set(chosen) == set(np.argsort(losses)[-10:]) and len(chosen) == 10
+
+
+def test_softmax_prefers_hard_batches_never_repeats_and_is_reproducible():
+    losses = np.r_[np.zeros(50), np.full(50, 2.0)]
+    picks = [select_batches(losses, 0.3, "softmax", seed=s) for s in range(200)]
+    assert all(len(set(p)) == len(p) == 30 for p in picks)                      # without replacement
+    hard = np.mean([np.mean(p >= 50) for p in picks])
+    assert hard > 0.75                                                          # e^2 ≈ 7.4x more likely each draw
+    assert np.array_equal(select_batches(losses, 0.3, "softmax", seed=7), select_batches(losses, 0.3, "softmax", seed=7))
+    uniform = np.mean([np.mean(select_batches(losses, 0.3, "uniform", seed=s) >= 50) for s in range(200)])
+    assert abs(uniform - 0.5) < 0.05
+
+
+def test_softmax_first_draw_follows_p_and_gumbel_matches_multinomial():
+    """With one draw the chance of batch i is exactly p_i = softmax(loss/T)_i; the Gumbel-top-k path (used
+    past torch.multinomial's 2^24 categories) must draw from the same distribution, also for several draws."""
+    losses = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
+    p = torch.softmax(torch.tensor(losses / 2.0), 0).numpy()
+    trials = 4000
+    for limit in (2 ** 24, 0):                                                   # 0 forces Gumbel-top-k
+        counts = np.bincount([select_batches(losses, 0.2, "softmax", 2.0, seed=s, multinomial_limit=limit)[0]
+                              for s in range(trials)], minlength=5)
+        sigma = np.sqrt(trials * p * (1 - p))
+        assert np.all(np.abs(counts - trials * p) < 4 * sigma), (limit, counts, trials * p)
+    # several draws without replacement: inclusion frequencies of the two paths agree
+    inc = [np.zeros(5), np.zeros(5)]
+    for s in range(trials):
+        inc[0][select_batches(losses, 0.6, "softmax", 2.0, seed=s)] += 1
+        inc[1][select_batches(losses, 0.6, "softmax", 2.0, seed=s, multinomial_limit=0)] += 1
+    assert np.all(np.abs(inc[0] - inc[1]) < 4 * np.sqrt(trials * 0.25 * 2))
+
+
+@pytest.mark.parametrize("args, msg", [((1.5, "softmax"), "must be in"), ((0.0, "topk"), "must be in"),
+                                       ((0.5, "hardest"), "choose softmax, topk or uniform")])
+def test_selection_errors(args, msg):
+    with pytest.raises(ValueError, match=msg):
+        select_batches([1.0, 2.0], *args)
+
+
+def test_lr_power_law_is_exact():
+    cfg = TrainConfig(lr=1e-3, lr_scaling_r=0.5, base_batch_tokens=1000)
+    assert batch_lr(cfg, 4000) == pytest.approx(2e-3, rel=1e-15)                # (4000/1000)^0.5 = 2
+    assert batch_lr(TrainConfig(lr=1e-3, lr_scaling_r=1.0, base_batch_tokens=1000), 500) == pytest.approx(5e-4)
+    assert batch_lr(TrainConfig(lr=1e-3, lr_scaling_r=0.0, base_batch_tokens=1000), 4000) == 1e-3   # r = 0: off
+    assert batch_lr(TrainConfig(lr=1e-3), 123456) == 1e-3                       # base 0 = this batch: no change
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Easy documents (one sentence repeated) and hard ones (random letters and digits)."""
+    d = tmp_path_factory.mktemp("planted")
+    rng = random.Random(0)
+    docs = [f"{i}: " + "the cat sat on the mat. " * 60 if i % 2 else "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(800))
+            for i in range(16)]
+    (d / "c.txt").write_text("".join(x + f"\n{SEPARATOR}\n" for x in docs))
+    return prepare(str(d / "c.txt"), out_dir=str(d / "shards"), val_every=8)["out_dir"]
+
+
+def run(data, out, *args):
+    train.main([f"--data={data}", f"--out_dir={out}", *SMALL, *args])
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_two_rounds_select_hard_batches_and_resume_inside_round_2(planted, tmp_path):
+    args = ["--rounds=2", "--max_iters=16", "--refine_iters=8", "--eval_interval=8", "--refine=topk", "--sampling_rate=0.5"]
+    log = run(planted, tmp_path / "a", *args)
+    out = tmp_path / "a"
+    assert (out / "round1.pt").exists() and (out / "round2.pt").exists()
+    assert {r["round"] for r in log if "loss" in r} == {1, 2} and max(r["step"] for r in log if r["round"] == 2) == 8
+    losses = np.load(out / "round2_batch_losses.npy")
+    chosen = np.load(out / "round2_selection.npy")
+    assert len(chosen) == round(0.5 * len(losses)) and set(chosen) == set(np.argsort(losses)[-len(chosen):])
+    summary = json.load(open(out / "round2_selection.json"))
+    assert summary["selected"]["min"] >= summary["dropped"]["max"]
+    # The hard (random) text is what round 1 fits worst: the chosen batches are mostly made of it.
+    meta = json.load(open(os.path.join(planted, "meta.json")))
+    data = train.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 2, 1337)
+    easy_ids = set(np.unique(data.rows(int(np.argmin(losses)))[0].numpy()))
+    def hard_share(ids):
+        return np.mean([np.mean([t not in easy_ids for t in data.rows(int(i))[0].flatten().tolist()]) for i in ids])
+    assert hard_share(chosen) > hard_share(np.setdiff1d(np.arange(len(losses)), chosen)) + 0.3
+
+    # interrupted after 3 steps of round 2 (16 + 3 = 19 steps in all), then resumed: identical weights
+    run(planted, tmp_path / "b", *args, "--halt_at=19")
+    assert json.load(open(tmp_path / "b" / "round2_selection.json")) == summary
+    resumed = run(planted, tmp_path / "b", *args, "--init_from=resume")
+    a = torch.load(out / "round2.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "round2.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r for r in resumed if r.get("round") == 2 and "loss" in r][-1]["loss"] == \
+           [r for r in log if r.get("round") == 2 and "loss" in r][-1]["loss"]
+
+
+def test_rounds_must_be_positive(planted, tmp_path):
+    with pytest.raises(ValueError, match="--rounds=0 must be at least 1"):
+        run(planted, tmp_path, "--rounds=0")
+    with pytest.raises(ValueError, match="--sampling_rate=1.5 must be in"):
+        run(planted, tmp_path, "--sampling_rate=1.5")
