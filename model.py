@@ -89,6 +89,13 @@ PRESETS = {
 }
 
 
+VOCAB_MULTIPLE = 64   # embedding rows are padded to a multiple of this (faster matmuls); extra rows are unused
+
+
+def padded_vocab(n_vocab):
+    return VOCAB_MULTIPLE * math.ceil(n_vocab / VOCAB_MULTIPLE)
+
+
 def model_config(preset="tiny", **overrides):
     """A preset with some fields replaced, e.g. model_config("tiny", n_layer=4, vocab_size=16_000)."""
     if preset not in PRESETS:

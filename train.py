@@ -1,7 +1,7 @@
 """
 train.py — train a nanopangu model. Reads top to bottom: config, data, model, optimizer, loop.
 
-    python train.py                                   # tiny preset on data/shakespeare, CPU or GPU
+    python train.py                                   # tiny preset on data/shakespeare-compact (README), CPU or GPU
     python train.py my_config.json --lr=1e-3          # JSON config file, then --key=value overrides
     python train.py --preset=pangu-1b-pro --data=data/mycorpus-48k --batch_size=64 --grad_accum=4
     torchrun --standalone --nproc_per_node=8 train.py --preset=pangu-1b-pro ...   # DDP (NCCL / gloo)
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model import ModelConfig, PRESETS, Transformer, model_config, device_peak_flops
+from model import ModelConfig, PRESETS, Transformer, model_config, device_peak_flops, padded_vocab
 
 
 def opt(default, help):
@@ -33,7 +33,7 @@ def opt(default, help):
 @dataclass
 class TrainConfig:
     # data and model
-    data: str = opt("data/shakespeare", "folder written by data/prepare.py (train.bin, val.bin, meta.json)")
+    data: str = opt("data/shakespeare-compact", "folder written by data/prepare.py (train.bin, val.bin, meta.json)")
     preset: str = opt("tiny", f"model preset: {', '.join(PRESETS)}")
     init_from: str = opt("scratch", "scratch | resume (from out_dir/ckpt.pt) | PATH of a checkpoint to start from (e.g. sliced or inherited weights)")
     out_dir: str = opt("out", "checkpoints, logs, selections")
@@ -78,11 +78,12 @@ def parse_config(argv):
     model_keys = {f.name: f for f in fields(ModelConfig)}
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
-        for title, keys, obj in (("training options", train_keys, TrainConfig()), ("model options (override the preset)", model_keys, None)):
+        preset = PRESETS[TrainConfig.preset]
+        for title, keys, obj in (("training options", train_keys, TrainConfig()),
+                                 (f"model options (defaults: the {TrainConfig.preset} preset; see ModelConfig in model.py)", model_keys, preset)):
             print(f"{title}:")
             for k, f in keys.items():
-                default = getattr(obj, k) if obj else "preset"
-                print(f"  --{k}={default!s:<18} {f.metadata.get('help', '')}")
+                print(f"  {'--' + k + '=' + str(getattr(obj, k)):<34} {f.metadata.get('help', '')}")
         sys.exit(0)
     values = {}
     for a in argv:
@@ -238,7 +239,8 @@ def main(argv):
     # ---- data ------------------------------------------------------------------------------------
     meta_path = os.path.join(cfg.data, "meta.json")
     if not os.path.exists(meta_path):
-        raise FileNotFoundError(f"{meta_path} not found: run `python data/prepare.py` first (or point --data at its output)")
+        raise FileNotFoundError(f"{meta_path} not found: run `python data/prepare.py` first (the README's first command "
+                                f"makes the default data) or point --data at its output")
     with open(meta_path) as f:
         meta = json.load(f)
 
@@ -259,7 +261,7 @@ def main(argv):
     else:
         mcfg = model_config(cfg.preset, **model_overrides)
         if not mcfg.vocab_size:                     # CPU presets: the data's vocabulary, padded to 64
-            mcfg.vocab_size = 64 * math.ceil(meta["tokenizer"]["n_vocab"] / 64)
+            mcfg.vocab_size = padded_vocab(meta["tokenizer"]["n_vocab"])
     if meta["tokenizer"]["n_vocab"] > mcfg.vocab_size:
         raise ValueError(f"{cfg.data} uses {meta['tokenizer']['n_vocab']} token ids but the model has vocab_size="
                          f"{mcfg.vocab_size}; compress the tokenizer (tokenizer_compress.py) and re-prepare, or pass --vocab_size")

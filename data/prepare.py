@@ -5,7 +5,7 @@ data/prepare.py — turn text into token shards that train.py reads with np.memm
     python data/prepare.py --input=my.txt                   # a .txt / .txt.gz / .jsonl(.gz) file or a folder of them
     python data/prepare.py --input=../shared/data/corpora/gutenberg_children_train.txt.gz \
                            --val_input=../shared/data/corpora/gutenberg_children_val.txt.gz
-    python data/prepare.py --tokenizer=data/shakespeare/tok16k.tiktoken   # re-encode with a compressed tokenizer
+    python data/prepare.py --tokenizer=data/tokenizers/shakespeare-16k.json  # re-encode with a compressed tokenizer
 
 Writes into --out_dir:  train.bin, val.bin   token ids, uint16 when the vocabulary fits, else uint32,
                                              each document followed by <|endoftext|>
@@ -171,8 +171,9 @@ def prepare(input=None, val_input=None, out_dir=None, tokenizer="cl100k_base", v
     tok = tokenizer_identity(enc)
     corpus = load_corpus(input, val_input, val_every)
     if out_dir is None:
-        suffix = "" if tokenizer == "cl100k_base" else "-" + os.path.basename(tokenizer).split(".")[0]
-        out_dir = os.path.join(HERE, corpus["name"] + suffix)
+        # base encoding: data/<corpus>; a compressed tokenizer (made for one corpus): data/<its file stem>
+        stem = os.path.basename(tokenizer).split(".")[0]
+        out_dir = os.path.join(HERE, corpus["name"] if tokenizer == "cl100k_base" else stem)
     # Fingerprint of everything the shards depend on: documents, split, tokenizer.
     h = hashlib.sha256(tok["sha256"].encode())
     for split in ("train", "val"):
@@ -222,7 +223,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input", default=None, help="text file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the built-in Shakespeare corpus")
     p.add_argument("--val_input", default=None, help="separate held-out file/folder; default: hold out 1 in --val_every documents")
-    p.add_argument("--out_dir", default=None, help="default: data/<corpus name>[-<tokenizer>]")
+    p.add_argument("--out_dir", default=None, help="default: data/<corpus name>, or data/<tokenizer file stem> with a compressed tokenizer")
     p.add_argument("--tokenizer", default="cl100k_base", help="base encoding name or a compressed tokenizer path (tokenizer_compress.py)")
     p.add_argument("--val_every", type=int, default=10, help="hold out one document in this many for validation")
     p.add_argument("--overwrite", action="store_true", help="replace shards of another tokenizer or input in --out_dir")

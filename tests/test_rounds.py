@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import train
-from data.prepare import prepare, SEPARATOR
+from conftest import make_shards
 from train import select_batches, batch_lr, TrainConfig
 
 SMALL = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16", "--batch_size=2", "--warmup_iters=2",
@@ -70,12 +70,10 @@ def test_lr_power_law_is_exact():
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """Easy documents (one sentence repeated) and hard ones (random letters and digits)."""
-    d = tmp_path_factory.mktemp("planted")
     rng = random.Random(0)
-    docs = [f"{i}: " + "the cat sat on the mat. " * 60 if i % 2 else "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(800))
-            for i in range(16)]
-    (d / "c.txt").write_text("".join(x + f"\n{SEPARATOR}\n" for x in docs))
-    return prepare(str(d / "c.txt"), out_dir=str(d / "shards"), val_every=8)["out_dir"]
+    docs = [f"{i}: " + "the cat sat on the mat. " * 20 if i % 2 else
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(200)) for i in range(16)]
+    return make_shards(tmp_path_factory.mktemp("planted"), docs, K=400, val_every=8)
 
 
 def run(data, out, *args):

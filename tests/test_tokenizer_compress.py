@@ -70,6 +70,13 @@ def test_counts_match_tiktoken_and_sum_to_corpus_tokens(base, docs, table):
     assert np.array_equal(tc.reencode(base, table), expected)
 
 
+def test_document_groups_and_sizes():
+    assert list(tc._groups([5, 5, 5, 1], target=6)) == [(0, 2), (2, 4)]
+    assert list(tc._groups([10], target=6)) == [(0, 1)]
+    assert [tc.parse_size(s) for s in ("16k", "1.5K", "300")] == [16000, 1500, 300]
+    assert [tc.size_label(k) for k in (16000, 20522)] == ["16k", "20522"]
+
+
 def test_empty_corpus_is_refused(base):
     for docs in ([], ["", "  \n "]):
         with pytest.raises(ValueError, match="empty"):
@@ -242,8 +249,8 @@ def test_slice_refuses_other_vocabulary(base, compressed, tmp_path):
         tc.slice_checkpoint(str(tmp_path / "small.pt"), enc.source, str(tmp_path / "out.pt"))
     ckpt["tokenizer"] = tc.tokenizer_identity(base)           # claims the base vocab but has too few rows
     torch.save(ckpt, tmp_path / "small.pt")
-    with pytest.raises(ValueError, match="at least 100,277 rows"):
-        tc.slice_checkpoint(str(tmp_path / "small.pt"), enc.source, str(tmp_path / "out.pt"))
+    with pytest.raises(SystemExit, match="tokenizer_compress.py: error: .*at least 100,277 rows"):
+        tc.main([f"--slice_ckpt={tmp_path / 'small.pt'}", f"--tokenizer={enc.source}", f"--out={tmp_path / 'out.pt'}"])
 
 
 # ---- the command line -------------------------------------------------------------------------------
@@ -270,6 +277,9 @@ def test_cli_pipeline_and_errors(docs, tmp_path, capsys):
             tc.main(args + [bad])
     with pytest.raises(SystemExit, match="needs --tokenizer"):
         tc.main(["--slice_ckpt=x.pt"])
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(SystemExit, match="tokenizer_compress.py: error: .*empty"):
+        tc.main([f"--input={tmp_path / 'empty.txt'}", f"--out_dir={out_dir}"])
 
 
 def test_help_shows_defaults(capsys):

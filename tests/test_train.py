@@ -9,22 +9,20 @@ import pytest
 import torch
 
 import train
-from data.prepare import prepare, SEPARATOR
+from conftest import make_shards
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A small model that runs in seconds. Data use the full cl100k vocabulary (100,288 rows after padding).
+# A small model that runs in seconds, on data encoded with a compact tokenizer (the corpus uses 285 ids).
 SMALL = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--block_size=32", "--batch_size=4", "--warmup_iters=2",
          "--eval_iters=2", "--log_interval=2", "--sample_tokens=0", "--lr=3e-3"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corpus")
     lines = ["To be, or not to be, that is the question.", "All the world's a stage.",
              "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
     docs = ["\n".join(lines[(i + j) % 4] for j in range(40)) for i in range(12)]
-    (d / "c.txt").write_text("".join(x + f"\n{SEPARATOR}\n" for x in docs))
-    return prepare(str(d / "c.txt"), out_dir=str(d / "shards"))["out_dir"]
+    return make_shards(tmp_path_factory.mktemp("corpus"), docs, K=300)
 
 
 def run(data, out, *args):
@@ -43,7 +41,7 @@ def test_loss_falls_and_checkpoint_is_complete(data, tmp_path):
     vals = [r["val_bpb"] for r in log if "val_bpb" in r]
     assert losses[-1] < losses[0] - 2 and vals[-1] < vals[0]
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=False)
-    assert ckpt["step"] == 30 and ckpt["tokenizer"]["name"] == "cl100k_base"
+    assert ckpt["step"] == 30 and ckpt["tokenizer"]["name"] == "tok" and ckpt["model_config"]["vocab_size"] == 320
     assert {"model", "optimizer", "model_config", "train_config", "rng"} <= set(ckpt)
     assert not any(p.endswith(".tmp") for p in os.listdir(tmp_path))   # written atomically
 
@@ -84,8 +82,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
 
 
 def test_mismatches_are_refused(data, tmp_path):
-    with pytest.raises(ValueError, match="uses 100277 token ids but the model has vocab_size=1000"):
-        run(data, tmp_path, "--vocab_size=1000")
+    with pytest.raises(ValueError, match=r"uses 285 token ids but the model has vocab_size=100; compress"):
+        run(data, tmp_path, "--vocab_size=100")
     with pytest.raises(ValueError, match="longer than the model's context"):
         run(data, tmp_path, "--seq_len=64", "--max_iters=1")      # SMALL sets the model's block_size=32
     run(data, tmp_path, "--max_iters=2", "--eval_interval=2")
@@ -96,7 +94,7 @@ def test_mismatches_are_refused(data, tmp_path):
     meta = json.load(open(other / "meta.json"))
     meta["tokenizer"].update(sha256="f" * 64, name="shakespeare-16k")
     json.dump(meta, open(other / "meta.json", "w"))
-    with pytest.raises(ValueError, match="trained with tokenizer 'cl100k_base' but .* made with 'shakespeare-16k'"):
+    with pytest.raises(ValueError, match="trained with tokenizer 'tok' but .* made with 'shakespeare-16k'"):
         run(other, tmp_path, f"--init_from={tmp_path / 'ckpt.pt'}")
     with pytest.raises(FileNotFoundError, match="run `python data/prepare.py` first"):
         run(tmp_path / "nowhere", tmp_path)
