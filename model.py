@@ -126,6 +126,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(config.n_embd))
 
     def forward(self, x, residual=None):
+        if residual is not None and x.dtype != residual.dtype:
+            x = x.to(residual.dtype)      # under autocast a branch output is bf16, the residual stream fp32
         if _use_kernels(x, self.config):
             from kernels.rmsnorm import rms_norm
             return rms_norm(x, self.weight, self.config.norm_eps, residual)

@@ -346,10 +346,12 @@ def main(argv):
     from tqdm import tqdm
     for round_ in range(round_, cfg.rounds + 1):
         iters, done_before = round_iters(round_), sum(round_iters(r) for r in range(1, round_))
-        ids = np.arange(train_data.n) if round_ == 1 else refined_batches(cfg, model, raw_model, train_data, round_, autocast, device, rank, world)
         if step >= iters:              # resumed at the very end of this round: go on with the next one
+            if not os.path.exists(os.path.join(cfg.out_dir, f"round{round_}.pt")):
+                checkpoint(os.path.join(cfg.out_dir, f"round{round_}.pt"))
             step = 0
             continue
+        ids = np.arange(train_data.n) if round_ == 1 else refined_batches(cfg, model, raw_model, train_data, round_, autocast, device, rank, world)
         bad = torch.zeros((), dtype=torch.bool, device=device)            # any non-finite loss since last check
         loss_acc = torch.zeros((), device=device)
         t0, bar = time.time(), tqdm(total=iters, initial=step, desc=f"round {round_}", disable=not master, dynamic_ncols=True)
