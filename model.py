@@ -260,18 +260,23 @@ class Transformer(nn.Module):
                 std = 0.02 / math.sqrt(2 * self.config.n_layer)
             nn.init.normal_(module.weight, mean=0.0, std=std)
 
-    def forward(self, idx, targets=None, caches=None, reduction="mean"):
-        """idx: (B, T) token ids. Returns (logits (B, T, V) in fp32, loss or None).
-        With `targets`, the cross-entropy loss (mean, or per token with reduction="none");
-        with `caches` (one KVCache per layer), positions continue after what is cached."""
-        B, T = idx.shape
+    def trunk(self, idx, caches=None):
+        """The final normed hidden states (B, T, C) of token ids idx (B, T): everything but the LM head.
+        (eval.py applies the V x C head only where it needs log-probs.) With `caches` (one KVCache per
+        layer), positions continue after what is cached."""
         start = caches[0].len if caches is not None else 0
-        positions = torch.arange(start, start + T, device=idx.device)
+        positions = torch.arange(start, start + idx.size(1), device=idx.device)
         cos, sin = rope_tables(self.config.head_dim, positions, self.config.rope_base)
         x = self.tok_emb(idx)                                            # (B, T, C)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, None if caches is None else caches[i])
-        logits = self.lm_head(self.norm(x)).float()                      # (B, T, V), fp32 for the softmax
+        return self.norm(x)
+
+    def forward(self, idx, targets=None, caches=None, reduction="mean"):
+        """idx: (B, T) token ids. Returns (logits (B, T, V) in fp32, loss or None).
+        With `targets`, the cross-entropy loss (mean, or per token with reduction="none")."""
+        B, T = idx.shape
+        logits = self.lm_head(self.trunk(idx, caches)).float()          # (B, T, V), fp32 for the softmax
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
@@ -297,10 +302,11 @@ class Transformer(nn.Module):
         return 6 * matmul_params + 6 * c.n_layer * T * c.n_head * c.head_dim
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, generator=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, generator=None, n_vocab=None):
         """Sample continuations of idx (B, T). temperature 0 = greedy. With use_cache the prompt is
         encoded once and each new token costs one position (KV cache); without it the whole sequence is
-        recomputed each step — both give the same tokens (tests check it)."""
+        recomputed each step — both give the same tokens (tests check it). n_vocab: the tokenizer's size;
+        the padding rows beyond it (vocab_size is rounded up) are never sampled."""
         c = self.config
         if idx.size(1) + max_new_tokens > c.block_size:
             raise ValueError(f"prompt ({idx.size(1)} tokens) + max_new_tokens ({max_new_tokens}) exceeds "
@@ -314,6 +320,8 @@ class Transformer(nn.Module):
         for _ in range(max_new_tokens):
             logits, _ = self(step_input if use_cache else out, caches=caches)
             logits = logits[:, -1, :]                                    # (B, V)
+            if n_vocab is not None:
+                logits[:, n_vocab:] = float("-inf")
             if temperature == 0:
                 nxt = logits.argmax(-1, keepdim=True)
             else:

@@ -96,6 +96,13 @@ def load_tokenizer(name_or_path="cl100k_base"):
                      f"or the path of a tokenizer written by tokenizer_compress.py")
 
 
+def decode_sample(enc, ids):
+    """Text of sampled ids. A barely trained model can sample ids that are no token (padding rows of the
+    head, the gaps in cl100k's numbering); they are dropped, as is <|endoftext|>, rather than crash decoding."""
+    valid = set(enc._mergeable_ranks.values())
+    return enc.decode_bytes([t for t in ids if t in valid]).decode("utf-8", errors="replace")
+
+
 def tokenizer_identity(enc):
     """What meta.json and checkpoints record so that data, model and tokenizer can be matched:
     name, vocab size, and a sha256 over the ranks, special tokens and split pattern."""

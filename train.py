@@ -408,13 +408,13 @@ def main(argv):
 
     val_loss, val_bpb = evaluate()
     if master and cfg.sample_tokens:
-        from tokenizer_compress import load_tokenizer
+        from tokenizer_compress import load_tokenizer, decode_sample
         enc = load_tokenizer(meta["tokenizer"]["source"])
         prompt = enc.encode_ordinary(cfg.sample_prompt) if cfg.sample_prompt else [meta["eot_token"]]
         n_new = min(cfg.sample_tokens, mcfg.block_size - len(prompt))
         out = raw_model.generate(torch.tensor([prompt], device=device), n_new, temperature=0.8, top_k=200,
-                                 generator=torch.Generator(device).manual_seed(cfg.seed))
-        print("-" * 80 + "\n" + enc.decode(out[0].tolist()).replace("<|endoftext|>", "") + "\n" + "-" * 80)
+                                 generator=torch.Generator(device).manual_seed(cfg.seed), n_vocab=enc.n_vocab)
+        print("-" * 80 + "\n" + decode_sample(enc, out[0].tolist()) + "\n" + "-" * 80)
     if master:
         print(f"final val loss {val_loss:.4f}, val bits-per-byte {val_bpb:.4f} (checkpoint {os.path.join(cfg.out_dir, 'ckpt.pt')})")
     if ddp:
