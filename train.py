@@ -112,6 +112,21 @@ def parse_config(argv):
     return TrainConfig(**train), model
 
 
+def check_config(cfg):
+    """One-line errors for option values that cannot work, before anything is loaded."""
+    for key in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval", "rounds"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"--{key}={getattr(cfg, key)} must be at least 1")
+    for key in ("warmup_iters", "seq_len", "refine_iters", "halt_at", "base_batch_tokens", "sample_tokens", "grad_clip", "weight_decay"):
+        if getattr(cfg, key) < 0:
+            raise ValueError(f"--{key}={getattr(cfg, key)} must not be negative")
+    if not cfg.lr > 0 or not cfg.refine_temperature > 0:
+        raise ValueError(f"--lr={cfg.lr} and --refine_temperature={cfg.refine_temperature} must be positive")
+    if not 0 <= cfg.min_lr_ratio <= 1:
+        raise ValueError(f"--min_lr_ratio={cfg.min_lr_ratio} must be in [0, 1]")
+    select_batches([0.0], cfg.sampling_rate, cfg.refine)          # checks --sampling_rate and --refine
+
+
 def batch_lr(cfg, batch_tokens):
     """Paper §5 (PAPER.md §4, [reported]): scale the lr with the batch by a power law,
     lr = lr0 * (batch / base_batch)^r, r = 0.5. Exactly lr0 when r = 0 or the batch is the base batch."""
@@ -216,6 +231,7 @@ def load_model(path, device="cpu"):
 
 def main(argv):
     cfg, model_overrides = parse_config(argv)
+    check_config(cfg)
 
     # ---- processes and device --------------------------------------------------------------------
     ddp = "RANK" in os.environ
@@ -227,9 +243,6 @@ def main(argv):
             torch.cuda.set_device(device)
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     master = rank == 0
-    if cfg.rounds < 1:
-        raise ValueError(f"--rounds={cfg.rounds} must be at least 1")
-    select_batches([0.0], cfg.sampling_rate, cfg.refine)          # checks --sampling_rate and --refine early
     if cfg.batch_size % world:
         raise ValueError(f"--batch_size={cfg.batch_size} is not divisible by the {world} processes; use a multiple of {world}")
     cuda = device.startswith("cuda")

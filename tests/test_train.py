@@ -117,3 +117,11 @@ def test_config_parsing(tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path):
     r = subprocess.run([sys.executable, "train.py", f"--data={tmp_path}"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "prepare.py" in r.stderr
+
+
+@pytest.mark.parametrize("opt, msg", [("--batch_size=0", "must be at least 1"), ("--log_interval=0", "must be at least 1"),
+                                      ("--warmup_iters=-1", "must not be negative"), ("--lr=0", "must be positive"),
+                                      ("--min_lr_ratio=2", r"must be in \[0, 1\]"), ("--refine=best", "choose softmax")])
+def test_bad_option_values_are_refused(opt, msg):
+    with pytest.raises(ValueError, match=msg):
+        train.check_config(train.parse_config([opt])[0])
