@@ -170,10 +170,14 @@ class Batches:
         return torch.from_numpy(x[:, :-1]), torch.from_numpy(x[:, 1:])  # inputs, targets (b, T)
 
     def order(self, ids, round_, micro_step):
-        """Batch id read at global micro-step k of a round: epochs over `ids`, reshuffled each epoch."""
+        """Batch id read at global micro-step k of a round: epochs over `ids`, reshuffled each epoch.
+        The epoch's permutation is a function of (seed, round, epoch) alone, so a resumed run reads the
+        same batches; it is computed once per epoch, not per step (N can be millions on a big corpus)."""
         epoch, i = divmod(micro_step, len(ids))
-        perm = np.random.default_rng([self.seed, round_, epoch]).permutation(len(ids))
-        return int(ids[perm[i]])
+        key = (round_, epoch, len(ids))
+        if getattr(self, "_perm_key", None) != key:
+            self._perm_key, self._perm = key, np.random.default_rng([self.seed, round_, epoch]).permutation(len(ids))
+        return int(ids[self._perm[i]])
 
 
 def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limit=2 ** 24):
