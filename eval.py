@@ -60,7 +60,7 @@ DEFAULT_DATA_DIR = os.path.join(os.path.dirname(HERE), "shared", "data", "eval")
 # ---- Checkpoint, tokenizer, log-probabilities. ---------------------------------------------------
 def load(ckpt_path, device="cpu"):
     """(model in eval mode, the checkpoint's own tiktoken Encoding, checkpoint dict)."""
-    from train import load_model
+    from model import load_model
     from tokenizer_compress import load_tokenizer, tokenizer_identity
     model, ckpt = load_model(ckpt_path, device)
     tok = ckpt.get("tokenizer") or {}
@@ -112,7 +112,8 @@ def text_bytes(enc, ids):
 def load_bpb_data(path, enc, ckpt_tokenizer):
     """(token ids, UTF-8 byte count of the raw text) of held-out data: a shard folder written by
     data/prepare.py (its val.bin; the tokenizer must be the checkpoint's) or text files it reads."""
-    from data.prepare import encode_documents, input_files, iter_documents
+    from data.corpus import input_files, iter_documents
+    from data.prepare import encode_documents
     meta_path = os.path.join(path, "meta.json")
     if os.path.isdir(path) and os.path.exists(meta_path):
         with open(meta_path) as f:

@@ -12,6 +12,7 @@ expansion near 8/3 balances quality and speed. The *compact tokenizer* (paper §
 as `vocab_size`; `param_count()` reports the embedding / LM-head / rest split that motivates it.
 """
 import math
+import os
 import time
 from dataclasses import dataclass, asdict, fields
 
@@ -333,6 +334,36 @@ class Transformer(nn.Module):
             out = torch.cat((out, nxt), dim=1)
             step_input = nxt
         return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints: a dict {model, model_config, tokenizer, ...} written by train.py / inherit.py. Written atomically
+# (temp file + rename), so "ckpt.pt" is never half-written; loaded into a Transformer for eval, inherit, export.
+# ------------------------------------------------------------------------------------------------
+def save_checkpoint(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, device="cpu"):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} not found; train one with train.py or check --init_from / --out_dir")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); was it written by train.py or inherit.py?") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(f"{path} is not a nanopangu checkpoint (no model / model_config)")
+    return ckpt
+
+
+def load_model(path, device="cpu"):
+    """(Transformer with the checkpoint's weights, in eval mode, the checkpoint dict): eval.py, inherit.py, export."""
+    ckpt = load_checkpoint(path, device)
+    model = Transformer(ModelConfig(**ckpt["model_config"])).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
 
 
 # ------------------------------------------------------------------------------------------------

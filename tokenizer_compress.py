@@ -522,7 +522,7 @@ def _rel(path):
 
 
 def run(args):
-    from data.prepare import load_corpus
+    from data.corpus import load_corpus
     base = load_tokenizer("cl100k_base")
     sizes = sorted({parse_size(s) for s in args.sizes.split(",") if s.strip()})
     K = None if args.vocab == "auto" else parse_size(args.vocab)

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model import ModelConfig, PRESETS, Transformer, model_config, device_peak_flops, padded_vocab
+from model import (ModelConfig, PRESETS, Transformer, model_config, device_peak_flops, padded_vocab,
+                   load_checkpoint, save_checkpoint)
 
 
 def opt(default, help):
@@ -202,35 +203,6 @@ def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limi
         gumbel = -torch.log(-torch.log(torch.rand(len(losses), generator=g, dtype=torch.float64)))
         chosen = torch.topk(losses / temperature + gumbel, n0).indices
     return np.sort(chosen.numpy())
-
-
-# ------------------------------------------------------------------------------------------------
-# Checkpoints: written atomically (temp file + rename), so "ckpt.pt" is never half-written.
-# ------------------------------------------------------------------------------------------------
-def save_checkpoint(obj, path):
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path, device="cpu"):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} not found; train one with train.py or check --init_from / --out_dir")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); was it written by train.py?") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path} is not a nanopangu checkpoint (no model / model_config)")
-    return ckpt
-
-
-def load_model(path, device="cpu"):
-    """(Transformer with the checkpoint's weights, in eval mode, the checkpoint dict) — for eval.py etc."""
-    ckpt = load_checkpoint(path, device)
-    model = Transformer(ModelConfig(**ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
 
 
 def main(argv):

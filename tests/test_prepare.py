@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from data.prepare import load_corpus, prepare, iter_documents, SEPARATOR
+from data.corpus import load_corpus, iter_documents, SEPARATOR
+from data.prepare import prepare
 from tokenizer_compress import load_tokenizer
 
 DOCS = [f"Document {i}: the quick brown fox, {i * 7} times. 中文 🙂\n\nSecond  paragraph." for i in range(30)]

