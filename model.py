@@ -67,27 +67,34 @@ class ModelConfig:
 
 # ------------------------------------------------------------------------------------------------
 # Presets: one readable table. Parameter counts are printed by `python model.py`.
+# Vocabulary convention: every preset takes its vocabulary from the data (vocab_size=0): train.py sets
+# vocab_size = the tokenizer's ids (meta.json) padded up to a multiple of 64. The paper's "48k" is the count
+# of ORDINARY tokens: `tokenizer_compress.py --vocab=48000` keeps 48,000 of them plus <|endoftext|> = 48,001
+# ids, so the model has 48,064 rows (64 never-used padding rows; eval and sampling mask them).
 #   pangu-1b-pro   — official release, configs/LLM1B.py [code]: 20 layers, hidden 1792, 14 heads of 128,
-#                    FFN 8/3 rounded up to a multiple of 256 (= 4864), vocab 48,000, context 2048, untied,
+#                    FFN 8/3 rounded up to a multiple of 256 (= 4864), vocab 48k, context 2048, untied,
 #                    RMSNorm eps 1e-5. ~0.95B parameters, embedding + head ~18%.
-#   pangu-1.5b-pro — hidden 2048, 22 layers, vocab 48,000 [paper / code figure]. Heads and FFN size are
+#   pangu-1.5b-pro — hidden 2048, 22 layers, vocab 48k [paper / code figure]. Heads and FFN size are
 #                    NOT published: 16 heads of 128 and FFN 7168 (ratio 3.5) are OUR ASSUMPTION, chosen
 #                    so the total is ~1.5B.
 #   baseline-1b    — like the paper's starting point PanGu-π-1B: 12 layers, hidden 2048, the full ~100k
-#                    vocabulary (the paper's tokenizer has 100,883 tokens; ours is cl100k_base, 100,277,
-#                    padded to 100,288). Heads/FFN are our assumption (16×128, 8/3 -> 5632). ~1.0B, ~40%
-#                    in embedding + head: the waste the compact tokenizer removes.
+#                    vocabulary (the paper's tokenizer has 100,883 tokens; ours is cl100k_base, 100,277
+#                    ids, padded to 100,288). Heads/FFN are our assumption (16×128, 8/3 -> 5632). ~1.0B,
+#                    ~40% in embedding + head: the waste the compact tokenizer removes.
 #   tiny / small   — CPU presets: `tiny` learns visibly in minutes on 2 cores; `small` is a bigger
-#                    model of the same family to inherit from. Their vocab comes from the data.
+#                    model of the same family to inherit from.
 # ------------------------------------------------------------------------------------------------
 PRESETS = {
-    #                             layers     hidden       heads      kv heads      FFN ratio / multiple          vocab             context
-    "tiny":           ModelConfig(n_layer=8,  n_embd=256,  n_head=4,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  vocab_size=0,      block_size=256),
-    "small":          ModelConfig(n_layer=12, n_embd=512,  n_head=8,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  vocab_size=0,      block_size=512),
-    "pangu-1b-pro":   ModelConfig(n_layer=20, n_embd=1792, n_head=14, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, vocab_size=48_000,  block_size=2048),
-    "pangu-1.5b-pro": ModelConfig(n_layer=22, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=3.5, ffn_multiple=256, vocab_size=48_000,  block_size=2048),
-    "baseline-1b":    ModelConfig(n_layer=12, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, vocab_size=100_288, block_size=2048),
+    #                             layers     hidden       heads      kv heads      FFN ratio / multiple          context
+    "tiny":           ModelConfig(n_layer=8,  n_embd=256,  n_head=4,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  block_size=256),
+    "small":          ModelConfig(n_layer=12, n_embd=512,  n_head=8,  n_kv_head=0, ffn_ratio=8/3, ffn_multiple=64,  block_size=512),
+    "pangu-1b-pro":   ModelConfig(n_layer=20, n_embd=1792, n_head=14, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, block_size=2048),
+    "pangu-1.5b-pro": ModelConfig(n_layer=22, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=3.5, ffn_multiple=256, block_size=2048),
+    "baseline-1b":    ModelConfig(n_layer=12, n_embd=2048, n_head=16, n_kv_head=0, ffn_ratio=8/3, ffn_multiple=256, block_size=2048),
 }
+# Tokenizer ids each preset is meant for (the paper's vocabularies, as our tokenizers count them): what
+# `python model.py` and planning use when no data is at hand. 0 = whatever the data has.
+PRESET_N_VOCAB = {"pangu-1b-pro": 48_001, "pangu-1.5b-pro": 48_001, "baseline-1b": 100_277}
 
 
 VOCAB_MULTIPLE = 64   # embedding rows are padded to a multiple of this (faster matmuls); extra rows are unused
@@ -401,11 +408,11 @@ def device_peak_flops(device):
 if __name__ == "__main__":
     import argparse
     p = argparse.ArgumentParser(description="Print every preset's shape and parameter split.")
-    p.add_argument("--vocab_size", type=int, default=16_000, help="vocab for presets that take it from the data (default: %(default)s)")
+    p.add_argument("--n_vocab", type=int, default=16_001, help="tokenizer ids for the CPU presets (default: %(default)s)")
     args = p.parse_args()
     print(f"{'preset':<16}{'layers':>7}{'hidden':>7}{'heads':>6}{'ffn':>6}{'vocab':>8}{'total':>10}{'emb+head':>10}{'share':>7}")
     for name, cfg in PRESETS.items():
-        cfg = model_config(name, vocab_size=cfg.vocab_size or args.vocab_size)
+        cfg = model_config(name, vocab_size=padded_vocab(PRESET_N_VOCAB.get(name, args.n_vocab)))
         with torch.device("meta"):
             n = Transformer(cfg).param_count()
         emb = n["embedding"] + n["lm_head"]
