@@ -6,6 +6,7 @@ eval.py — measure a nanopangu checkpoint: bits per byte, zero-shot benchmarks,
     python eval.py --ckpt out/ckpt.pt --tasks all --limit 200          # every task file present, 200 items each
     python eval.py --ckpt out/ckpt.pt --tasks hellaswag,piqa --data-dir ~/benchmarks
     python eval.py --ckpt out/ckpt.pt --tasks arc_easy=~/ARC-V1-Feb2018/ARC-Easy/ARC-Easy-Test.jsonl
+    python eval.py --ckpt out/ckpt.pt --tasks mytask=my_items.jsonl    # any name: the layout is read from the keys
     python eval.py --ckpt out/ckpt.pt --sample "Once upon a time" --temperature 0.8 --top-k 200 --seed 1
 
 1. Bits per byte (--bpb). A loss per token cannot compare tokenizers: a compressed vocabulary (the paper's
@@ -21,9 +22,17 @@ eval.py — measure a nanopangu checkpoint: bits per byte, zero-shot benchmarks,
 2. Zero-shot benchmarks (--tasks), scored as EleutherAI's lm-evaluation-harness does, so that numbers sit
    next to published tables: a choice is a (context, continuation) pair with continuation = " " + choice,
    scored by the summed fp32 log-probability of the continuation's tokens. acc: the best-scored choice is
-   the gold one; acc_norm: the same after dividing each score by the choice's length in characters.
+   the gold one; acc_norm: the same after dividing each score by the choice's length in characters
+   (the choice as the harness's doc_to_choice gives it: without the " " delimiter).
    Templates and splits are the harness's (TASKS below); LAMBADA scores its last word: acc = every token
    of " word" is the model's greedy choice, ppl = exp(-mean log-likelihood of the word).
+   One deliberate difference: the head has padding rows (vocab_size is rounded up to a multiple of 64)
+   that are no token, and eval.py masks them before the softmax; the harness, run on an exported model
+   (export.py), would spread a little probability over them. Raw log-likelihoods therefore differ from
+   the harness's by log(1 + the padding rows' share) per token, up to ~0.01 nats with a 16k or larger
+   vocabulary (63 rows beside 16,001 ids: ~0.004 at initialisation, less once trained; tiny test
+   vocabularies have a larger share); accuracies do not, but for near-ties (the shift is small and about
+   the same per token for every choice).
 3. Samples (--sample PROMPT) with the KV cache of model.generate.
 
 Where to get the files: ../shared/data/README.md describes the copies there. Or point --data-dir at a
@@ -37,8 +46,12 @@ folder of your own, or name a file: --tasks piqa=PATH. Plain or gzipped; names t
     openbookqa     openbookqa_test(.llmfoundry).jsonl, Data/Main/test.jsonl   allenai.org: OpenBookQA-V1-Sep2018.zip
     sciq           sciq_test.jsonl, test.json, else sciq_validation.jsonl     allenai.org/data/sciq: SciQ.zip
     lambada        lambada_openai_test.llmfoundry.jsonl, lambada_test.jsonl   OpenAI's LAMBADA release ({"text"})
+    copa           copa_validation.jsonl, COPA/val.jsonl   SuperGLUE (super.gluebenchmark.com) COPA.zip
+    siqa           siqa_validation.jsonl, socialiqa-train-dev/dev.jsonl (+ dev-labels.lst)   allenai.org/data/socialiqa
 Also read: the processed {"query","choices","gold"} / {"context","continuation"} files of ../shared/data
-and Hugging Face layouts ({"question","choices":{"text","label"},"answerKey"}, BoolQ "label").
+and Hugging Face layouts ({"question","choices":{"text","label"},"answerKey"}, BoolQ "label", Social IQa
+"label" "1"-"3"). A file under a name of your own (--tasks NAME=PATH) is read with the first layout of
+LAYOUTS whose keys its first record has, and scored with that task's template.
 """
 import argparse
 import gzip
@@ -265,11 +278,31 @@ def winogrande(r):
 
 
 def lambada(r):
+    """One request; acc = all its tokens are the greedy ones ("greedy" marks such items)."""
     if "text" in r:                                    # OpenAI release: the passage; the target is its last word
         ctx, _, word = r["text"].rpartition(" ")
     else:                                              # processed: {"context", "continuation"}
         ctx, word = r["context"], r["continuation"].lstrip()
-    return {"requests": [(ctx, " " + word)], "gold": 0, "lens": None}
+    return {"requests": [(ctx, " " + word)], "gold": 0, "lens": None, "greedy": True}
+
+
+def copa(r):
+    """SuperGLUE COPA as lm_eval/tasks/super_glue/copa/utils.py (+ default.yaml) has it: the premise loses
+    its final character (the period) and gains the connector, " because" (question "cause") or " therefore"
+    ("effect"); a choice is its sentence with the first letter lowercased, and doc_to_choice already puts
+    " " in front, so with the default target_delimiter " " the continuation starts with TWO spaces (the
+    harness v0.4 does exactly this; v0.3's superglue.py had one). Metric: acc only."""
+    connector = {"cause": "because", "effect": "therefore"}[r["question"]]
+    lower = [c[0].lower() + c[1:] for c in (r["choice1"], r["choice2"])]
+    return {"requests": [(r["premise"].strip()[:-1] + " " + connector, "  " + c) for c in lower],
+            "gold": int(r["label"]), "lens": None}
+
+
+def siqa(r):
+    """Social IQa as lm_eval/tasks/siqa/siqa.yaml: "Q: {context} {question}\nA:", choices answerA/B/C
+    after " ", the label 1-based ("1".."3", int(label) - 1). Metric: acc only."""
+    return mc(f"Q: {r['context']} {r['question']}\nA:", [r["answerA"], r["answerB"], r["answerC"]],
+              int(r["label"]) - 1, norm=False)
 
 
 # name: (record -> item, files tried in --data-dir in this order, the split the harness scores)
@@ -289,7 +322,39 @@ TASKS = {
                           [r["distractor1"], r["distractor2"], r["distractor3"], r["correct_answer"]], 3),
              ["sciq_test.jsonl", "test.json", "sciq_validation.jsonl"], "test"),
     "lambada": (lambada, ["lambada_openai_test.llmfoundry.jsonl", "lambada_test.jsonl"], "test"),
+    "copa": (copa, ["copa_validation.jsonl", "COPA/val.jsonl"], "validation"),
+    "siqa": (siqa, ["siqa_validation.jsonl", "socialiqa-train-dev/dev.jsonl"], "validation"),
 }
+# A file under a name of your own (--tasks NAME=PATH): the first layout whose keys its first record has
+# decides the template (the task whose records look like that). More specific layouts come first.
+LAYOUTS = [
+    (("query", "choices", "gold"), "arc_easy"),        # processed multiple choice: the query is the prompt
+    (("context", "continuation"), "lambada"),          # processed LAMBADA
+    (("premise", "choice1", "choice2", "question"), "copa"),
+    (("context", "question", "answerA", "answerB", "answerC"), "siqa"),
+    (("ctx_a", "ctx_b", "endings", "activity_label"), "hellaswag"),
+    (("goal", "sol1", "sol2"), "piqa"),
+    (("sentence", "option1", "option2", "answer"), "winogrande"),
+    (("support", "question", "distractor1", "correct_answer"), "sciq"),
+    (("passage", "question"), "boolq"),
+    (("question_stem", "choices", "answerKey"), "openbookqa"),
+    (("question", "answerKey"), "arc_easy"),           # Hugging Face / AI2 release ARC
+    (("text",), "lambada"),                            # OpenAI's LAMBADA
+]
+
+
+def detect_layout(name, records, path):
+    """The task whose template reads `records` (a known name is its own task)."""
+    if name in TASKS:
+        return name
+    if not records:
+        raise ValueError(f"{name}: {path} holds no records")
+    keys = set(records[0]) if isinstance(records[0], dict) else set()
+    for need, task in LAYOUTS:
+        if keys >= set(need):
+            return task
+    raise ValueError(f"{name}: {path} has records with keys {sorted(keys)}, no layout eval.py reads: "
+                     + "; ".join(f"{{{', '.join(need)}}} ({task})" for need, task in LAYOUTS))
 
 
 def read_records(path):
@@ -316,23 +381,23 @@ def find_task_file(name, data_dir):
 
 
 def load_task(name, path, limit=None):
-    """Items of one task file (the first `limit`). Malformed records give a one-line error with their line."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)} or all")
+    """Items of one task file (the first `limit`): a known task's template, or for another name the one
+    its layout detects. Malformed records give a one-line error with their line."""
     records = read_records(path)[:limit]
-    if name == "piqa" and records and "label" not in records[0]:   # original release: labels in a side file
-        lbl = re.sub(r"\.jsonl(\.gz)?$", "-labels.lst", path)
+    task = detect_layout(name, records, path)
+    if task in ("piqa", "siqa") and records and "label" not in records[0]:   # original releases: labels
+        lbl = re.sub(r"\.jsonl(\.gz)?$", "-labels.lst", path)                 # in a side file, one per line
         if not os.path.exists(lbl):
-            raise FileNotFoundError(f"piqa: {path} has no labels and {lbl} is missing")
+            raise FileNotFoundError(f"{name}: {path} has no labels and {lbl} is missing")
         with open(lbl) as f:
-            labels = [int(x) for x in f.read().split()]
+            labels = f.read().split()
         records = [{**r, "label": y} for r, y in zip(records, labels)]
     items = []
     for i, r in enumerate(records, 1):
         try:
-            items.append(TASKS[name][0](r))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ValueError(f"{path}: record {i} is not a {name} record ({type(e).__name__}: {e})") from None
+            items.append(TASKS[task][0](r))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ValueError(f"{path}: record {i} is not a {task} record ({type(e).__name__}: {e})") from None
     return items
 
 
@@ -342,20 +407,22 @@ def evaluate_task(model, enc, name, path, limit=None, batch_size=16, progress=Tr
     requests = [r for it in items for r in it["requests"]]
     t0 = time.perf_counter()
     scores = iter(score_requests(model, enc, requests, batch_size, progress, desc=name))
-    res = {"file": path, "split": "validation" if "validation" in os.path.basename(path) else TASKS[name][2],
-           "n": len(items), "choices": len(requests), "choices_per_s": len(requests) / (time.perf_counter() - t0),
-           "chance": 0.0 if name == "lambada" else float(np.mean([1 / len(it["requests"]) for it in items]))}
+    split = "validation" if "validation" in os.path.basename(path) else TASKS[name][2] if name in TASKS else "?"
+    greedy_task = any(it.get("greedy") for it in items)                  # LAMBADA-like: acc and ppl
+    res = {"file": path, "split": split, "n": len(items), "choices": len(requests),
+           "choices_per_s": len(requests) / (time.perf_counter() - t0),
+           "chance": 0.0 if greedy_task else float(np.mean([1 / len(it["requests"]) for it in items]))}
     hits, hits_norm, lls = [], [], []
     for it in items:
         ll, greedy = map(np.array, zip(*[next(scores) for _ in it["requests"]]))
-        hits.append(greedy.all() if name == "lambada" else np.argmax(ll) == it["gold"])  # argmax: first on ties
+        hits.append(greedy.all() if it.get("greedy") else np.argmax(ll) == it["gold"])  # argmax: first on ties
         if it["lens"]:
             hits_norm.append(np.argmax(ll / it["lens"]) == it["gold"])
         lls.append(ll[it["gold"]])
     for key, h in (("acc", hits), ("acc_norm", hits_norm)):
         if h:   # the harness's standard error of a mean: sample std / sqrt(n)
             res[key], res[key + "_stderr"] = float(np.mean(h)), float(np.std(h, ddof=1) / math.sqrt(len(h))) if len(h) > 1 else 0.0
-    if name == "lambada":
+    if greedy_task:
         res["ppl"] = math.exp(-np.mean(lls))           # the harness's perplexity: exp(-mean log-likelihood)
     return res
 
@@ -388,7 +455,7 @@ def main(argv=None):
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py")
     p.add_argument("--bpb", default=None, metavar="DATA", help="held-out text (.txt/.txt.gz/.jsonl(.gz) file or folder) or a prepare.py shard folder (its val.bin)")
     p.add_argument("--stride", type=int, default=0, help="bits per byte: window step in tokens; 0 = half the model's context")
-    p.add_argument("--tasks", default=None, help=f"comma-separated: {','.join(TASKS)}, or all (present files only); NAME=PATH for a file of your own")
+    p.add_argument("--tasks", default=None, help=f"comma-separated: {','.join(TASKS)}, or all (present files only); NAME=PATH for a file (any NAME: its layout is detected)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="folder of the benchmark files")
     p.add_argument("--limit", type=int, default=None, help="only the first N items per task / the first N tokens for --bpb")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
@@ -410,7 +477,8 @@ def main(argv=None):
 
 
 def resolve_tasks(spec, data_dir):
-    """--tasks "hellaswag,piqa=PATH" or "all" (the tasks whose files are present) -> {name: file}."""
+    """--tasks "hellaswag,piqa=PATH,mine=PATH" or "all" (the tasks whose files are present) -> {name: file}.
+    A name of your own needs a file; its layout is checked here, before the model is loaded."""
     tasks = {}
     for item in spec.split(","):
         name, _, path = item.strip().partition("=")
@@ -422,12 +490,14 @@ def resolve_tasks(spec, data_dir):
                     pass
             if not tasks:
                 raise FileNotFoundError(f"no benchmark files in {data_dir}; see --help for where to get them")
-        elif name not in TASKS:
-            raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)} or all")
+        elif name not in TASKS and not path:
+            raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)} or all, or give a file: {name}=PATH")
         elif path and not os.path.exists(os.path.expanduser(path)):
             raise FileNotFoundError(f"{name}: {path} does not exist")
         else:
             tasks[name] = os.path.expanduser(path) if path else find_task_file(name, data_dir)
+            if name not in TASKS:
+                detect_layout(name, read_records(tasks[name])[:1], path)
     return tasks
 
 

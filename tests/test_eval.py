@@ -1,5 +1,6 @@
-# Tests of eval.py: harness-style tokenisation and prompt formats, the batched scorer against a brute-force
-# reference, bits per byte (exact for uniform logits), chance level of a random model, the command line.
+# Tests of eval.py: harness-style tokenisation and prompt formats (every layout, under any task name), the
+# batched scorer against a brute-force reference, acc_norm's lengths, bits per byte (exact for uniform
+# logits), chance level of a random model, a checkpoint written by train.py, the command line.
 import gzip
 import json
 import math
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import eval as ev
-from model import Transformer, model_config
+from model import ModelConfig, Transformer, model_config
 from tokenizer_compress import load_tokenizer, tokenizer_identity, decode_sample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +145,23 @@ RECORDS = {
         ({"context": "She opened the door and saw her", "continuation": "dog"}, "She opened the door and saw her", " dog", 0),
         ({"text": "He drank a glass of cold water"}, "He drank a glass of cold", " water", 0),
     ],
+    # lm_eval/tasks/super_glue/copa/utils.py: premise.strip() minus its last character + " because"/" therefore";
+    # choices " " + first letter lowercased, after the target delimiter " ": two spaces.
+    "copa": [
+        ({"premise": "The kettle whistled.", "choice1": "Water boiled in it.", "choice2": "It was empty.",
+          "question": "cause", "idx": 0, "label": 0}, "The kettle whistled because", "  water boiled in it.", 0),
+        ({"premise": " It rained all day. ", "choice1": "The river rose.", "choice2": "Ants sang.", "question": "effect",
+          "label": 1}, "It rained all day therefore", "  the river rose.", 1),
+    ],
+    # lm_eval/tasks/siqa/siqa.yaml: "Q: {context} {question}\nA:", " " + answer, label "1".."3" -> 0..2.
+    "siqa": [
+        ({"context": "Kai lent Sam an umbrella.", "question": "How would Sam feel?", "answerA": "grateful",
+          "answerB": "wet", "answerC": "angry", "label": "1"},
+         "Q: Kai lent Sam an umbrella. How would Sam feel?\nA:", " grateful", 0),
+        ({"context": "Jo lost the race.", "question": "What will Jo want to do next?", "answerA": "sleep",
+          "answerB": "give up", "answerC": "train harder", "label": 3},
+         "Q: Jo lost the race. What will Jo want to do next?\nA:", " sleep", 2),
+    ],
 }
 RECORDS["arc_challenge"] = RECORDS["arc_easy"]
 
@@ -158,12 +176,54 @@ def test_prompt_formats(task, tmp_path):
         assert item["requests"][0] == (context, first_continuation) and item["gold"] == gold
     if task == "winogrande":                               # both options share the scored continuation
         assert all(len({c for _, c in it["requests"]}) == 1 for it in items)
+    if task == "copa":
+        assert items[1]["requests"][1] == ("It rained all day therefore", "  ants sang.")
+    if task in ("copa", "siqa", "boolq", "winogrande", "lambada"):    # the harness reports acc only
+        assert all(it["lens"] is None for it in items)
+
+
+def test_any_task_name_reads_a_known_layout(tmp_path):
+    # NAME=PATH with a name eval.py does not know: the record keys pick the template. Every layout above,
+    # one record per file, gives the same items under the name "mine" as under its own task's name; the
+    # one ambiguous layout (AI2's {"question": {"stem", "choices"}, "answerKey"}, used by ARC and OpenBookQA)
+    # reads as ARC: give OpenBookQA files under their own name.
+    n = 0
+    for task, recs in RECORDS.items():
+        for r, *_ in recs:
+            path = tmp_path / f"{task}{n}.jsonl"
+            path.write_text(json.dumps(r) + "\n")
+            n += 1
+            mine = ev.load_task("mine", str(path))
+            if task == "openbookqa" and isinstance(r.get("question"), dict):
+                assert mine == ev.load_task("arc_easy", str(path)) != ev.load_task(task, str(path))
+            else:
+                assert mine == ev.load_task(task, str(path)), (task, r)
+    assert n == sum(map(len, RECORDS.values()))
+
+
+def test_unknown_layout_is_a_one_line_error_before_the_model_loads(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"prompt": "2+2=", "answer_text": "4"}) + "\n")
+    with pytest.raises(ValueError) as e:
+        ev.load_task("mine", str(path))
+    msg = str(e.value)
+    assert "\n" not in msg and "['answer_text', 'prompt']" in msg and "{query, choices, gold}" in msg
+    assert "{premise, choice1, choice2, question} (copa)" in msg and "{context, question, answerA, answerB, answerC} (siqa)" in msg
+    # from the command line: refused before the checkpoint is even read (this one does not exist)
+    with pytest.raises(SystemExit, match=r"eval.py: error: mine: .*odd.jsonl has records with keys"):
+        ev.main(["--ckpt", str(tmp_path / "none.pt"), "--tasks", f"mine={path}"])
+    with pytest.raises(SystemExit, match=r"unknown task 'copa2'; .* or give a file: copa2=PATH"):
+        ev.main(["--ckpt", str(tmp_path / "none.pt"), "--tasks", "copa2"])
 
 
 def test_piqa_labels_file_and_json_array(tmp_path):
     (tmp_path / "valid.jsonl").write_text("".join(json.dumps({"goal": g, "sol1": "a", "sol2": "b"}) + "\n" for g in "xy"))
     (tmp_path / "valid-labels.lst").write_text("1\n0\n")
     assert [it["gold"] for it in ev.load_task("piqa", str(tmp_path / "valid.jsonl"))] == [1, 0]
+    siqa = [{k: v for k, v in r.items() if k != "label"} for r, *_ in RECORDS["siqa"]]   # Social IQa's release
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in siqa))
+    (tmp_path / "dev-labels.lst").write_text("2\n3\n")                                 # 1-based
+    assert [it["gold"] for it in ev.load_task("siqa", str(tmp_path / "dev.jsonl"))] == [1, 2]
     (tmp_path / "test.json").write_text(json.dumps([RECORDS["sciq"][0][0]]))   # SciQ's release: one JSON array
     assert ev.load_task("sciq", str(tmp_path / "test.json"))[0]["gold"] == 3
     (tmp_path / "bad.jsonl").write_text('{"goal": "x", "label": 0}\n')
@@ -201,26 +261,55 @@ def all_items(tmp_path):
 
 
 def test_scorer_equals_brute_force(enc, model, tmp_path):
+    # Tolerance per continuation token: 1e-5 nats. fp32 rounding measured <= 1.2e-6 per token; leaving the 11
+    # padding rows of the head in the softmax would add log(100288/100277) ~ 1.1e-4 per token to this
+    # random model's scores: ten times the tolerance, so the masking is checked here too.
     requests = [r for it in all_items(tmp_path) for r in it["requests"]]
     assert any(len(sum(ev.encode_pair(enc, *r), [])) > model.config.block_size + 1 for r in requests)  # truncation hit
     reference = [brute_force(model, enc, *r) for r in requests]
     for batch_size in (1, 7):                              # 7: batches mix choices of several items, padded
         scores = ev.score_requests(model, enc, requests, batch_size=batch_size, progress=False)
-        for (ll, greedy), (ll_ref, greedy_ref) in zip(scores, reference):
-            assert ll == pytest.approx(ll_ref, rel=1e-5, abs=1e-4) and greedy == greedy_ref
+        for r, (ll, greedy), (ll_ref, greedy_ref) in zip(requests, scores, reference):
+            n_tokens = len(ev.encode_pair(enc, *r)[1])
+            assert abs(ll - ll_ref) <= 1e-5 * n_tokens and greedy == greedy_ref, (r, ll, ll_ref)
 
 
 def test_task_metrics_follow_scores(enc, model, tmp_path):
-    path = tmp_path / "arc.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r, *_ in RECORDS["arc_easy"]))
-    res = ev.evaluate_task(model, enc, "arc_easy", str(path), progress=False)
-    hits, hits_norm = [], []
-    for it in ev.load_task("arc_easy", str(path)):
-        ll = np.array([brute_force(model, enc, *r)[0] for r in it["requests"]])
-        hits.append(np.argmax(ll) == it["gold"])
-        hits_norm.append(np.argmax(ll / np.array(it["lens"])) == it["gold"])
-    assert res["acc"] == np.mean(hits) and res["acc_norm"] == np.mean(hits_norm)
-    assert res["chance"] == pytest.approx(np.mean([1 / 3, 1 / 4, 1 / 2]))
+    # 12 items of 4 choices (seeded), expected acc / acc_norm from the brute-force scores and the harness's
+    # definitions; the items are chosen so that picking the wrong end (argmin) would change both numbers.
+    import random
+    rng = random.Random(0)
+    words = ["water", "fire", "a wooden table", "rock", "steam", "oil and salt", "ice", "air", "the sun", "x", "blue", "zebra"]
+    items = [{"query": f"Question: what is thing {i}?\nAnswer:", "choices": rng.sample(words, 4), "gold": i % 4} for i in range(12)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in items))
+    res = ev.evaluate_task(model, enc, "mine", str(path), progress=False)
+    acc, acc_norm, wrong_end = [], [], []
+    for it in items:
+        ll = np.array([brute_force(model, enc, it["query"], " " + c)[0] for c in it["choices"]])
+        acc.append(np.argmax(ll) == it["gold"])
+        acc_norm.append(np.argmax(ll / np.array([len(c) for c in it["choices"]])) == it["gold"])
+        wrong_end.append((np.argmin(ll) == it["gold"], np.argmin(ll / np.array([len(c) for c in it["choices"]])) == it["gold"]))
+    assert res["acc"] == np.mean(acc) and res["acc_norm"] == np.mean(acc_norm) and res["n"] == 12
+    assert all(np.mean([acc, acc_norm], axis=1) != np.mean(wrong_end, axis=0))
+    assert res["chance"] == 0.25 and res["split"] == "?"
+
+
+def test_acc_norm_divides_by_characters_of_the_choice(tmp_path, monkeypatch):
+    # The harness (lm_eval/api/task.py, process_results, multiple_choice): completion_len = len(choice) for
+    # choice in doc_to_choice(doc) — the choice WITHOUT the " " target delimiter, in characters (not bytes:
+    # that is acc_bytes). Scores are set by hand so that each wrong length flips the answer:
+    #   item 1: "abc" / "abcdefgh", ll -3.3 / -8.5: per char -1.100 < -1.062 (gold 1 wins); per (char + 1)
+    #           -0.825 > -0.944 (choice 0 would win)
+    #   item 2: "ééé" / "abcde", ll -3.3 / -5.25: per char -1.10 < -1.05 (gold 1); per UTF-8 byte -0.55 > -1.05
+    # acc (no division) picks choice 0 both times.
+    path = tmp_path / "piqa.jsonl"
+    path.write_text(json.dumps({"goal": "g", "sol1": "abc", "sol2": "abcdefgh", "label": 1}) + "\n"
+                    + json.dumps({"goal": "h", "sol1": "ééé", "sol2": "abcde", "label": 1}) + "\n")
+    lls = {" abc": -3.3, " abcdefgh": -8.5, " ééé": -3.3, " abcde": -5.25}
+    monkeypatch.setattr(ev, "score_requests", lambda model, enc, requests, *a, **k: [(lls[c], False) for _, c in requests])
+    res = ev.evaluate_task(None, None, "piqa", str(path), progress=False)
+    assert res["acc"] == 0.0 and res["acc_norm"] == 1.0
 
 
 def test_continuation_longer_than_context_is_scored_in_pieces(enc):
@@ -323,6 +412,52 @@ def test_random_model_scores_at_chance(enc):
 # ------------------------------------------------------------------------------------------------
 # Command line, errors, samples.
 # ------------------------------------------------------------------------------------------------
+def test_eval_reads_a_checkpoint_train_wrote(tmp_path, capsys):
+    # train.py -> ckpt.pt -> eval.py: a compact tokenizer (300 ids, 320 head rows: 20 padding rows),
+    # recorded by path. Expected values come from a plain forward of the weights read with torch.load.
+    import train
+    from conftest import make_shards
+    lines = ["To be, or not to be, that is the question.", "All the world's a stage.",
+             "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
+    data = make_shards(tmp_path, ["\n".join(lines[(i + j) % 4] for j in range(40)) for i in range(12)], K=300)
+    out = tmp_path / "out"
+    train.main([f"--data={data}", f"--out_dir={out}", "--n_layer=2", "--n_embd=32", "--n_head=2", "--block_size=64",
+                "--batch_size=4", "--max_iters=30", "--eval_interval=30", "--eval_iters=1", "--warmup_iters=2",
+                "--lr=3e-3", "--sample_tokens=0", "--seed=1"])
+    ckpt = torch.load(out / "ckpt.pt", weights_only=False)
+    model = Transformer(ModelConfig(**ckpt["model_config"])).eval()
+    model.load_state_dict(ckpt["model"])
+    enc = load_tokenizer(str(tmp_path / "tok.json"))
+    assert enc.n_vocab < model.config.vocab_size == 320                    # padding rows, masked by eval.py
+
+    text = "All the world's a stage. To be, or not to be."          # one window: < 64 tokens
+    (tmp_path / "held.txt").write_text(text)
+    items = [{"query": "To be, or not to", "choices": ["be, that is the question.", "stage."], "gold": 0},
+             {"query": "All the world's a", "choices": ["name.", "stage."], "gold": 1}]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    ev.main(["--ckpt", str(out / "ckpt.pt"), "--bpb", str(tmp_path / "held.txt"), "--tasks", f"mine={tmp_path / 'mine.jsonl'}",
+             "--out", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    x = [enc.eot_token] + enc.encode_ordinary(text) + [enc.eot_token]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([x[:-1]]))[0][0, :, :enc.n_vocab], -1)
+    nll = -sum(logp[i, t].item() for i, t in enumerate(x[1:]))
+    assert report["bpb"]["tokens"] == len(x) - 1 and report["bpb"]["bytes"] == len(text.encode())
+    assert report["bpb"]["bpb"] == pytest.approx(nll / math.log(2) / len(text.encode()), rel=1e-5)
+    assert report["bpb"]["nats_per_token"] < 0.8 * math.log(enc.n_vocab)   # the trained weights, not an init
+    lls = [[brute_force(model, enc, it["query"], " " + c)[0] for c in it["choices"]] for it in items]
+    task = report["tasks"]["mine"]
+    assert task["n"] == 2 and task["acc"] == np.mean([np.argmax(ll) == it["gold"] for ll, it in zip(lls, items)])
+    assert task["acc_norm"] == np.mean([np.argmax(np.array(ll) / [len(c) for c in it["choices"]]) == it["gold"]
+                                        for ll, it in zip(lls, items)])
+    # the shard folder train.py read: its val split, every token and byte
+    ev.main(["--ckpt", str(out / "ckpt.pt"), "--bpb", data, "--out", str(tmp_path / "r2.json")])
+    meta = json.loads(open(os.path.join(data, "meta.json")).read())
+    r2 = json.loads((tmp_path / "r2.json").read_text())["bpb"]
+    assert (r2["tokens"], r2["bytes"]) == (meta["splits"]["val"]["tokens"], meta["splits"]["val"]["bytes"])
+    assert r2["bpb"] < 0.8 * math.log2(enc.n_vocab) * r2["tokens"] / r2["bytes"]
+
+
 def test_cli_end_to_end(ckpt, tmp_path, capsys):
     piqa = tmp_path / "p.jsonl"
     piqa.write_text("".join(json.dumps(r) + "\n" for r, *_ in RECORDS["piqa"] * 3))
