@@ -13,12 +13,12 @@ as `vocab_size`; `param_count()` reports the embedding / LM-head / rest split th
 """
 import math
 import os
-import time
 from dataclasses import dataclass, asdict, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass
@@ -97,6 +97,7 @@ PRESETS = {
 PRESET_N_VOCAB = {"pangu-1b-pro": 48_001, "pangu-1.5b-pro": 48_001, "baseline-1b": 100_277}
 
 
+LOSS_CHUNK_ROWS = 8192   # rows of logits alive at once when computing the loss (Transformer.head_loss)
 VOCAB_MULTIPLE = 64   # embedding rows are padded to a multiple of this (faster matmuls); extra rows are unused
 
 
@@ -118,10 +119,24 @@ def model_config(preset="tiny", **overrides):
 # ------------------------------------------------------------------------------------------------
 # The one switch between Triton kernels and plain PyTorch.
 # ------------------------------------------------------------------------------------------------
-def _use_kernels(x, config):
-    """Triton kernels only for CUDA tensors and when the config allows; imported lazily so that the
-    CPU path (and macOS/Windows users, who cannot install triton) never touches triton."""
-    return config.use_kernels and x.is_cuda
+_said = set()   # kernels whose path (Triton or PyTorch) this process has already announced
+_on_cuda = lambda x: x.is_cuda    # a function so that tests can run the kernel path in Triton's CPU interpreter
+
+
+def _use_kernels(config, kernel, *inputs):
+    """Whether the Triton kernel `kernel` ("rmsnorm" or "attention") runs on these inputs: CUDA tensors, the
+    config allows it, and the kernel supports their shapes and dtypes (its own `unsupported()` says; e.g.
+    flash attention takes head sizes 16/32/64/128 only, so n_embd=384, n_head=4 falls back to PyTorch).
+    Imported lazily, so the CPU path (and macOS/Windows, which cannot install triton) never touches triton.
+    The chosen path is printed once per kernel and process."""
+    if not (config.use_kernels and _on_cuda(inputs[0])):
+        return False
+    import importlib
+    why_not = importlib.import_module(f"kernels.{kernel}").unsupported(*inputs)
+    if kernel not in _said and int(os.environ.get("RANK", 0)) == 0:
+        _said.add(kernel)
+        print(f"model.py: {kernel}: " + (f"PyTorch fallback ({why_not})" if why_not else "Triton kernel"))
+    return why_not is None
 
 
 class RMSNorm(nn.Module):
@@ -136,7 +151,7 @@ class RMSNorm(nn.Module):
     def forward(self, x, residual=None):
         if residual is not None and x.dtype != residual.dtype:
             x = x.to(residual.dtype)      # under autocast a branch output is bf16, the residual stream fp32
-        if _use_kernels(x, self.config):
+        if _use_kernels(self.config, "rmsnorm", x, self.weight, residual):
             from kernels.rmsnorm import rms_norm
             return rms_norm(x, self.weight, self.config.norm_eps, residual)
         if residual is not None:
@@ -145,20 +160,21 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, (x.size(-1),), self.weight, self.config.norm_eps)
 
 
-def rope_tables(head_dim, positions, base):
-    """cos/sin tables for rotary embeddings, (T, head_dim/2) each, in fp32.
+def rope_tables(head_dim, n_pos, base, device=None):
+    """cos/sin tables for rotary embeddings of positions 0 .. n_pos-1, (n_pos, head_dim/2) each, fp32.
     Channel pair i rotates by angle pos * base^(-2i/head_dim) (RoFormer, LLaMA)."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    angles = positions.float()[:, None] * inv_freq[None, :]               # (T, D/2)
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    angles = torch.arange(n_pos, dtype=torch.float32, device=device)[:, None] * inv_freq[None, :]
     return angles.cos(), angles.sin()
 
 
 def apply_rope(x, cos, sin):
-    """Rotate channel pairs (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos). x: (B, H, T, D).
-    Pairs are the two halves of the head (LLaMA/HF "rotate_half" layout)."""
-    x1, x2 = x.float().chunk(2, dim=-1)                                  # (B, H, T, D/2) each
-    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.type_as(x)
+    """Rotate channel pairs (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos). x: (B, H, T, D); cos, sin:
+    (T, D/2). Pairs are channels i and i + D/2, the two halves of the head (LLaMA/HF "rotate_half" layout,
+    which the HF export relies on). The math runs in x's dtype, as in HF (bf16 under autocast)."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)                          # no-ops in fp32
+    x1, x2 = x.chunk(2, dim=-1)                                          # (B, H, T, D/2) each
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class Attention(nn.Module):
@@ -182,7 +198,7 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:                       # generation: append to this layer's KV cache
             k, v = cache.update(k, v)
-        if cache is None and _use_kernels(x, self.config):
+        if cache is None and _use_kernels(self.config, "attention", q, k, v):
             from kernels.attention import flash_attention
             y = flash_attention(q, k, v)
         else:
@@ -256,6 +272,11 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
         self.apply(self._init_weights)
+        # RoPE's cos/sin tables, computed once (not every forward); grown by trunk() past block_size.
+        # Not saved in checkpoints (persistent=False): they follow from the config.
+        cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)          # (block_size, D/2)
+        self.register_buffer("rope_sin", sin, persistent=False)
 
     def _init_weights(self, module):
         # Initialisation (GPT-2 / nanoGPT style): every matrix N(0, 0.02). The two projections that
@@ -273,22 +294,45 @@ class Transformer(nn.Module):
         (eval.py applies the V x C head only where it needs log-probs.) With `caches` (one KVCache per
         layer), positions continue after what is cached."""
         start = caches[0].len if caches is not None else 0
-        positions = torch.arange(start, start + idx.size(1), device=idx.device)
-        cos, sin = rope_tables(self.config.head_dim, positions, self.config.rope_base)
+        end = start + idx.size(1)
+        if end > len(self.rope_cos):              # longer than block_size (e.g. eval of long text): grow
+            self.rope_cos, self.rope_sin = rope_tables(self.config.head_dim, 2 * end, self.config.rope_base, idx.device)
+        cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]    # (T, D/2)
         x = self.tok_emb(idx)                                            # (B, T, C)
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, None if caches is None else caches[i])
         return self.norm(x)
 
     def forward(self, idx, targets=None, caches=None, reduction="mean"):
-        """idx: (B, T) token ids. Returns (logits (B, T, V) in fp32, loss or None).
-        With `targets`, the cross-entropy loss (mean, or per token with reduction="none")."""
-        B, T = idx.shape
-        logits = self.lm_head(self.trunk(idx, caches)).float()          # (B, T, V), fp32 for the softmax
+        """idx: (B, T) token ids. Without targets: (logits (B, T, V) in fp32, None). With targets (B, T):
+        (None, cross-entropy loss), the mean over tokens, their sum, or per token (B, T) with "none".
+        The loss is computed without ever holding the (B, T, V) logits: see head_loss()."""
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction={reduction!r}; use 'mean', 'sum' or 'none'")
+        h = self.trunk(idx, caches)                                      # (B, T, C)
         if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
-        return logits, loss if reduction != "none" else loss.view(B, T)
+            return self.lm_head(h).float(), None                         # fp32 for the softmax
+        losses = self.head_loss(h.flatten(0, 1), targets.flatten())      # (B*T,)
+        if reduction == "none":
+            return None, losses.view_as(targets)
+        return None, losses.sum() if reduction == "sum" else losses.mean()
+
+    def head_loss(self, h, targets):
+        """Per-row cross-entropy (N,) of hidden rows h (N, C) against targets (N,), the LM head applied in
+        chunks of LOSS_CHUNK_ROWS rows. Why: at 1B (V = 48,064) one micro-batch of 8 x 2048 = 16,384 rows
+        has fp32 logits of 16,384 x 48,064 x 4 B = 3.1 GB; cross-entropy keeps its log-softmax (another
+        3.1 GB) for backward, and backward adds the logits' gradient: ~9 GB at batch 8, ~75 GB at 64.
+        Each chunk runs under activation checkpointing: its forward keeps only its inputs (a view of h),
+        and backward recomputes the chunk's logits (one extra head matmul, ~3% of a 1B step) and frees
+        them before the next chunk. At 8,192 rows one chunk's fp32 logits are 1.6 GB, whatever the batch."""
+        n = LOSS_CHUNK_ROWS
+        if len(h) <= n:                          # one chunk: nothing to save by recomputing
+            return self._rows_loss(h, targets)
+        return torch.cat([checkpoint(self._rows_loss, h[i:i + n], targets[i:i + n], use_reentrant=False)
+                          for i in range(0, len(h), n)])
+
+    def _rows_loss(self, h, targets):
+        return F.cross_entropy(self.lm_head(h).float(), targets, reduction="none")   # fp32 softmax
 
     # --------------------------------------------------------------------------------------------
     # Accounting: the parameter split the compact tokenizer is about, FLOPs, MFU.
@@ -374,35 +418,23 @@ def load_model(path, device="cpu"):
 
 
 # ------------------------------------------------------------------------------------------------
-# Peak FLOP/s for MFU: datasheet dense bf16 figures for common GPUs; otherwise (CPU, unknown GPU)
-# a measured matmul peak, so MFU is relative to what this device really does.
+# Peak FLOP/s for MFU: datasheet dense bf16 figures. MFU is only shown against one of these: a peak measured
+# at start-up depends on the load of the moment (a shared CPU showed "mfu=212.9%"), so CPUs and unknown GPUs
+# get None and train.py reports tokens/s only.
 # ------------------------------------------------------------------------------------------------
 GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
                  "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
-_measured_peak = {}
 
 
 def device_peak_flops(device):
+    """Datasheet peak FLOP/s of a known GPU, else None."""
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, flops in GPU_PEAK_BF16.items():
             if key in name:
                 return flops
-    if device.type not in _measured_peak:        # measure once: a square fp32 (CPU) / bf16 (GPU) matmul,
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32   # best of 5 short trials
-        n, best = 1024, 0.0
-        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        for _ in range(6):
-            reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 0.05:
-                a @ b
-                reps += 1
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t0))
-        _measured_peak[device.type] = best
-    return _measured_peak[device.type]
+    return None
 
 
 if __name__ == "__main__":

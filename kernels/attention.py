@@ -316,6 +316,16 @@ class _FlashAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None
 
 
+def unsupported(q, k, v):
+    """Why these (well-formed) inputs are beyond the kernel, as a short reason, or None if it runs them.
+    model.py asks before choosing this kernel and otherwise uses PyTorch's scaled_dot_product_attention."""
+    if not (q.dtype == k.dtype == v.dtype and q.dtype in _FLOAT_DTYPES):
+        return f"dtypes {q.dtype}, {k.dtype}, {v.dtype}; the kernel takes one of float32/float16/bfloat16"
+    if q.shape[-1] not in _HEAD_DIMS:
+        return f"head size {q.shape[-1]}; the kernel takes {', '.join(map(str, _HEAD_DIMS))}"
+    return None
+
+
 def _check_inputs(q, k, v, scale):
     """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
     for name, t in (("q", q), ("k", k), ("v", v)):

@@ -205,6 +205,17 @@ class _RMSNormFunction(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------
 # Public entry point.
 # ----------------------------------------------------------------------------------------
+def unsupported(x, weight, residual=None):
+    """Why these (well-formed) inputs are beyond the kernel, as a short reason, or None if it runs them.
+    model.py asks before choosing this kernel and otherwise uses torch's F.rms_norm."""
+    dtypes = {t.dtype for t in (x, weight, residual) if t is not None}
+    if not dtypes <= set(_FLOAT_DTYPES):
+        return f"dtypes {sorted(map(str, dtypes))}; the kernel takes float32/float16/bfloat16"
+    if x.shape[-1] > _MAX_C:
+        return f"hidden size {x.shape[-1]} > {_MAX_C}; a row must fit in one program"
+    return None
+
+
 def _check_inputs(x, weight, eps, residual):
     """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
     if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):

@@ -63,7 +63,8 @@ def _check_rmsnorm(T, C, dtype, w_dtype, with_residual, exact_sum=False):
     got, want = rms_norm(x, w, residual=r), rms_norm_reference(x, w, residual=r)
     got = got if with_residual else (got,)
     want = want if with_residual else (want,)
-    douts = [torch.randn_like(o) for o in want]  # also a gradient into the returned sum s
+    g = torch.Generator().manual_seed(4)
+    douts = [torch.randn(o.shape, generator=g).to(o) for o in want]  # also a gradient into the returned sum s
     for i, (g, e) in enumerate(zip(got, want)):
         assert g.dtype == dtype and g.shape == x.shape
         _close(f"output {i}", g, e, atol, rtol)
@@ -117,6 +118,15 @@ def test_rmsnorm_inference_without_grad():
     _close("y", y, rms_norm_reference(x, w, residual=r)[0], 1e-5, 1e-5)
     with torch.no_grad():
         _close("y", rms_norm(x, w.requires_grad_()), rms_norm_reference(x, w), 1e-5, 1e-5)
+
+
+def test_rmsnorm_unsupported_says_why():
+    # model.py asks this before choosing the kernel and falls back to F.rms_norm when it gets a reason.
+    x = torch.zeros(2, 96, device=DEVICE)
+    assert rms_mod.unsupported(x, torch.ones(96, device=DEVICE)) is None
+    assert rms_mod.unsupported(x.bfloat16(), torch.ones(96, device=DEVICE), x.bfloat16()) is None
+    assert "float64" in rms_mod.unsupported(x.double(), torch.ones(96, device=DEVICE))
+    assert "65537 > 65536" in rms_mod.unsupported(torch.zeros(1, 65537), torch.ones(65537))
 
 
 X = torch.zeros(4, 8, device=DEVICE)
@@ -227,6 +237,19 @@ def test_attention_inference_without_grad():
     _close("out", out, attention_reference(q, k, v), 1e-4, 1e-4)
     with torch.no_grad():
         _close("out", flash_attention(q.requires_grad_(), k, v), attention_reference(q, k, v), 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize("D, dtype, reason", [
+    (64, torch.float32, None), (128, torch.bfloat16, None), (16, torch.float16, None),
+    (96, torch.float32, "head size 96; the kernel takes 16, 32, 64, 128"),    # n_embd=384, n_head=4
+    (80, torch.bfloat16, "head size 80"), (8, torch.float32, "head size 8"),
+    (64, torch.float64, "dtypes torch.float64"),
+])
+def test_attention_unsupported_says_why(D, dtype, reason):
+    # model.py asks this before choosing the kernel and falls back to SDPA when it gets a reason.
+    q = torch.zeros(1, 2, 5, D, device=DEVICE, dtype=dtype)
+    got = attn_mod.unsupported(q, q[:, :1], q[:, :1])
+    assert got == reason if reason is None else reason in got
 
 
 Q = torch.zeros(1, 4, 8, 16, device=DEVICE)

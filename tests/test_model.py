@@ -1,8 +1,10 @@
-"""model.py: preset shapes and parameter counts, causality, KV-cache generation, config errors."""
+"""model.py: preset shapes and parameter counts, RoPE, causality, KV cache, chunked loss, kernel switch, MFU peak."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from model import PRESETS, Transformer, model_config, ModelConfig
+import model
+from model import PRESETS, KVCache, Transformer, apply_rope, model_config, ModelConfig
 
 
 def count(name, **kw):
@@ -37,12 +39,85 @@ def small_model(**kw):
     return Transformer(cfg).eval()
 
 
+def sharp_model(**kw):
+    """small_model with query/key weights scaled up 5x each (scores 25x): attention far from uniform, so a
+    wrong position or a wrong mask moves the outputs visibly (an untrained model's near-uniform attention
+    hides them), but not so peaked that one key takes all the weight."""
+    m = small_model(**kw)
+    with torch.no_grad():
+        for layer in m.layers:
+            layer.attn.q_proj.weight.mul_(5)
+            layer.attn.k_proj.weight.mul_(5)
+    return m
+
+
+def ids(*shape, seed=0, high=300):
+    return torch.randint(0, high, shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------------------------- RoPE --
+def test_rope_rotates_a_known_vector_by_hand_computed_angles():
+    # head size 4, base 10000: pair 0 = channels (0, 2) turns by 1 rad per position, pair 1 = channels
+    # (1, 3) by 10000^(-2/4) = 0.01 rad. At position 2, x = (1, 2, 3, 4):
+    #   ch0 = 1 cos 2 - 3 sin 2 = -3.144039   ch2 = 1 sin 2 + 3 cos 2 = -0.339143
+    #   ch1 = 2 cos .02 - 4 sin .02 = 1.919605   ch3 = 2 sin .02 + 4 cos .02 = 4.039197
+    m = small_model(n_embd=8, n_head=2)                             # the model's own cached tables
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0]).expand(1, 1, 3, 4)        # (B, H, T, D), positions 0, 1, 2
+    out = apply_rope(x, m.rope_cos[:3], m.rope_sin[:3])
+    torch.testing.assert_close(out[0, 0, 0], x[0, 0, 0])             # position 0: no rotation
+    torch.testing.assert_close(out[0, 0, 2], torch.tensor([-3.144039, 1.919605, -0.339143, 4.039197]))
+
+
+def test_rope_pairs_channel_i_with_i_plus_half():
+    # HF "rotate_half" layout, which export to HF LLaMA relies on: e_0 turns towards e_{D/2}, not e_1.
+    m = small_model()                                                # head size 16
+    e0 = torch.zeros(1, 1, 6, 16)
+    e0[..., 0] = 1.0
+    out = apply_rope(e0, m.rope_cos[:6], m.rope_sin[:6])[0, 0, 5]    # position 5: angle 5 rad
+    want = torch.zeros(16)
+    want[0], want[8] = 0.283662, -0.958924                           # cos 5, sin 5
+    torch.testing.assert_close(out, want)
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    m = small_model()
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(1, 1, 1, 16, generator=g), torch.randn(1, 1, 1, 16, generator=g)
+    cos, sin = m.rope_cos, m.rope_sin
+
+    def score(i, j):                                                 # q at position i, k at position j
+        return (apply_rope(q, cos[i:i + 1], sin[i:i + 1]) * apply_rope(k, cos[j:j + 1], sin[j:j + 1])).sum()
+    torch.testing.assert_close(score(9, 4), score(9 + 30, 4 + 30))   # same distance 5: same score
+    torch.testing.assert_close(score(4, 4), score(50, 50))
+    assert not torch.allclose(score(9, 4), score(9, 5), atol=1e-3)   # other distance: other score
+
+
+def test_the_model_tells_positions_apart():
+    # Attention without a position signal is a function of the SET of earlier tokens: in one layer, the last
+    # position's output cannot change when two earlier tokens swap places. RoPE must make it change.
+    m = sharp_model(n_layer=1)
+    outs = []
+    m.layers[0].attn.register_forward_hook(lambda mod, args, out: outs.append(out[0, -1]))   # (C,) last position
+    m(torch.tensor([[5, 9, 7, 3]]))
+    m(torch.tensor([[9, 5, 7, 3]]))
+    assert not torch.allclose(outs[0], outs[1], rtol=0.02, atol=0)      # measured: 10% apart
+
+
+def test_rope_tables_grow_past_block_size():
+    short = small_model(block_size=8)
+    long_ = small_model(block_size=32)                               # same seed: same weights
+    x = ids(1, 20, seed=2)
+    torch.testing.assert_close(short(x)[0], long_(x)[0])            # positions 8..19 use grown tables
+    assert len(short.rope_cos) >= 20 and "rope_cos" not in short.state_dict()   # not in checkpoints
+
+
+# ------------------------------------------------------------------------------- causality, KV cache --
 @pytest.mark.parametrize("kv", [0, 2, 1])
 def test_future_tokens_never_change_earlier_logits(kv):
     m = small_model(n_kv_head=kv)
-    idx = torch.randint(0, 300, (2, 20))
+    idx = ids(2, 20, seed=1)
     changed = idx.clone()
-    changed[:, 12:] = torch.randint(0, 300, (2, 8))
+    changed[:, 12:] = ids(2, 8, seed=2)
     a, _ = m(idx)
     b, _ = m(changed)
     assert torch.equal(a[:, :12], b[:, :12])
@@ -51,8 +126,8 @@ def test_future_tokens_never_change_earlier_logits(kv):
 
 @pytest.mark.parametrize("kv", [0, 2])
 def test_kv_cache_generation_equals_no_cache(kv):
-    m = small_model(n_kv_head=kv)
-    idx = torch.randint(0, 300, (2, 7))
+    m = sharp_model(n_kv_head=kv)
+    idx = ids(2, 7, seed=3)
     assert torch.equal(m.generate(idx, 25, temperature=0), m.generate(idx, 25, temperature=0, use_cache=False))
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     a = m.generate(idx, 25, temperature=0.9, top_k=20, generator=g1)
@@ -60,15 +135,21 @@ def test_kv_cache_generation_equals_no_cache(kv):
     assert torch.equal(a, b)
 
 
-def test_cached_logits_match_full_forward():
-    from model import KVCache
-    m = small_model()
-    idx = torch.randint(0, 300, (1, 30))
+@pytest.mark.parametrize("kv", [0, 2, 1], ids=["mha", "gqa2", "mqa"])
+@pytest.mark.parametrize("chunks", [(1, 1, 1, 1, 1, 1), (5, 1, 1, 1), (1, 4, 1, 3), (6, 3, 1, 2)],
+                         ids=["one-by-one", "prompt5", "prompt1-multi", "prompt6-multi"])
+def test_cached_logits_match_full_forward(kv, chunks):
+    """Feeding the sequence through the KV cache in pieces (the prompt, then single tokens or several at
+    once) gives the full forward's logits, for plain multi-head, grouped-query and multi-query layouts."""
+    m = sharp_model(n_kv_head=kv)
+    idx = ids(2, sum(chunks), seed=4)
     full, _ = m(idx)
-    caches = [KVCache(1, m.config.kv_heads, 30, m.config.head_dim, "cpu", torch.float32) for _ in range(2)]
-    first, _ = m(idx[:, :17], caches=caches)                 # a multi-token chunk, then one at a time
-    rest = [m(idx[:, t:t + 1], caches=caches)[0] for t in range(17, 30)]
-    torch.testing.assert_close(torch.cat([first] + rest, 1), full, atol=1e-5, rtol=1e-5)
+    caches = [KVCache(2, m.config.kv_heads, sum(chunks), m.config.head_dim, "cpu", torch.float32) for _ in range(2)]
+    parts, t = [], 0
+    for n in chunks:
+        parts.append(m(idx[:, t:t + n], caches=caches)[0])
+        t += n
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-4, rtol=1e-4)
 
 
 def test_generate_refuses_to_run_past_the_context():
@@ -77,6 +158,73 @@ def test_generate_refuses_to_run_past_the_context():
         m.generate(torch.zeros(1, 60, dtype=torch.long), 10)
 
 
+# ------------------------------------------------------------------------------------- chunked loss --
+def full_logits_loss(m, idx, y, reduction):
+    """The plain reference: all (B, T, V) logits, then one cross-entropy."""
+    logits, _ = m(idx)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction=reduction)
+    return loss.view_as(y) if reduction == "none" else loss
+
+
+@pytest.mark.parametrize("rows", [7, 19, 1000], ids=["7-not-dividing-38", "19-dividing", "one-chunk"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_chunked_loss_and_gradients_equal_the_full_logits_path(monkeypatch, rows, reduction):
+    m = small_model(n_kv_head=2).train()
+    idx, y = ids(2, 19, seed=5), ids(2, 19, seed=6)
+    w = torch.rand(2, 19, generator=torch.Generator().manual_seed(7))   # per-token upstream gradient
+    weigh = (lambda l: (l * w).sum()) if reduction == "none" else (lambda l: l)
+    ref = full_logits_loss(m, idx, y, reduction)
+    weigh(ref).backward()
+    ref_grads = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    monkeypatch.setattr(model, "LOSS_CHUNK_ROWS", rows)
+    logits, loss = m(idx, y, reduction=reduction)
+    assert logits is None and loss.shape == ref.shape
+    weigh(loss).backward()
+    torch.testing.assert_close(loss, ref)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], msg=n)
+
+
+def test_loss_never_holds_all_logits(monkeypatch):
+    """Forward saves no logits for backward (each chunk is recomputed there), and no tensor of more than one
+    chunk's logits is ever made, in forward or backward (every op's outputs are watched below autograd).
+    With everything in one chunk the same probes do see the (N, V) logits: they can fail."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def logit_rows(t):                           # rows of a V-wide tensor, 0 for others (and the head's W^T)
+        return t.numel() // 300 if isinstance(t, torch.Tensor) and t.dim() and t.shape[-1] == 300 and t.shape != (64, 300) else 0
+
+    class Largest(TorchDispatchMode):
+        biggest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                self.biggest = max(self.biggest, logit_rows(t))
+            return out
+
+    m = small_model().train()
+    idx, y = ids(2, 19, seed=5), ids(2, 19, seed=6)                  # 38 rows
+    for rows in (8, 1000):
+        monkeypatch.setattr(model, "LOSS_CHUNK_ROWS", rows)
+        saved = []
+        with Largest() as probe:
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(logit_rows(t)) or t, lambda t: t):
+                loss = m(idx, y)[1]
+            loss.backward()
+        if rows == 8:
+            assert sum(saved) == 0 and probe.biggest == 8
+        else:
+            assert sum(saved) >= 38 and probe.biggest == 38
+
+
+def test_bad_reduction():
+    with pytest.raises(ValueError, match="reduction='avg'"):
+        small_model()(ids(1, 3), ids(1, 3), reduction="avg")
+
+
+# ---------------------------------------------------------------------------------- init, accounting --
 def test_residual_branches_are_scaled_by_depth():
     m = small_model(n_layer=8, n_embd=256, vocab_size=64)
     std = m.layers[0].ffn.down_proj.weight.std().item()
@@ -109,25 +257,76 @@ def test_unknown_preset_or_option():
     assert ModelConfig().ffn_hidden % 64 == 0
 
 
-def test_triton_kernel_path_matches_pytorch(monkeypatch):
+# ------------------------------------------------------------------------------------ kernel switch --
+def run_kernels_on_cpu(monkeypatch):
+    """Make the model take its CUDA-only kernel path on CPU tensors (Triton's interpreter runs them), with
+    a fresh 'path announced' record."""
+    pytest.importorskip("triton")
+    monkeypatch.setattr(model, "_on_cuda", lambda x: True)
+    monkeypatch.setattr(model, "_said", set())
+
+
+def test_triton_kernel_path_matches_pytorch(monkeypatch, capsys):
     """The model's kernel branch (normally CUDA only), run through Triton's CPU interpreter: same logits and
     gradients as the PyTorch branch, grouped-query attention and the fused residual add included."""
-    pytest.importorskip("triton")
-    import model
     m = small_model(n_kv_head=2, n_embd=64, n_head=4)              # head dim 16
-    idx = torch.randint(0, 300, (2, 19))
-    ref_logits, ref_loss = m(idx, idx)
-    ref_loss.backward()
+    idx = ids(2, 19, seed=8)
+    ref_logits, _ = m(idx)
+    m(idx, idx)[1].backward()
     ref_grads = {n: p.grad.clone() for n, p in m.named_parameters()}
     m.zero_grad()
-    monkeypatch.setattr(model, "_use_kernels", lambda x, config: config.use_kernels)
-    logits, loss = m(idx, idx)
-    loss.backward()
+    run_kernels_on_cpu(monkeypatch)
+    logits, _ = m(idx)
+    m(idx, idx)[1].backward()
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
     for n, p in m.named_parameters():
         torch.testing.assert_close(p.grad, ref_grads[n], atol=1e-4, rtol=1e-3, msg=n)
+    assert capsys.readouterr().out.splitlines() == ["model.py: rmsnorm: Triton kernel", "model.py: attention: Triton kernel"]
     norm = m.layers[0].ffn_norm                                      # bf16 branch + fp32 residual (autocast)
-    a, x = torch.randn(3, 64).bfloat16(), torch.randn(3, 64)
+    g = torch.Generator().manual_seed(9)
+    a, x = torch.randn(3, 64, generator=g).bfloat16(), torch.randn(3, 64, generator=g)
     y, h = norm(a, residual=x)
     assert h.dtype == torch.float32
     torch.testing.assert_close(h, a.float() + x)
+
+
+def test_unsupported_head_size_falls_back_to_sdpa(monkeypatch, capsys):
+    """Head size 96 (e.g. n_embd=384, n_head=4) is not one the Triton attention takes: on CUDA the model must
+    use PyTorch's attention instead of raising, say so once, and still run RMSNorm's kernel."""
+    import kernels.attention
+    m = small_model(n_embd=96, n_head=1, n_layer=1)
+    idx = ids(1, 9, seed=10)
+    ref_logits, _ = m(idx)
+    run_kernels_on_cpu(monkeypatch)
+    monkeypatch.setattr(kernels.attention, "flash_attention", lambda *a: pytest.fail("flash_attention called"))
+    logits, _ = m(idx)
+    m(idx, idx)[1].backward()                                        # trains: a second call, no new message
+    torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    assert capsys.readouterr().out.splitlines() == [
+        "model.py: rmsnorm: Triton kernel",
+        "model.py: attention: PyTorch fallback (head size 96; the kernel takes 16, 32, 64, 128)"]
+
+
+def test_kernels_off_or_cpu_never_import_triton_paths(monkeypatch, capsys):
+    monkeypatch.setattr(model, "_said", set())
+    small_model(use_kernels=True)(ids(1, 4))                         # CPU tensors: plain PyTorch, silently
+    monkeypatch.setattr(model, "_on_cuda", lambda x: True)
+    small_model(use_kernels=False)(ids(1, 4))                        # --use_kernels=false: PyTorch too
+    assert capsys.readouterr().out == ""
+
+
+# -------------------------------------------------------------------------------------------- MFU peak --
+def test_peak_flops_only_from_the_datasheet_table(monkeypatch):
+    assert model.device_peak_flops("cpu") is None                    # never a measured CPU peak
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
+    assert model.device_peak_flops("cuda") == 989e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Mystery Accelerator 9000")
+    assert model.device_peak_flops("cuda") is None
+
+
+def test_train_bench_runs_without_nanogpt(capsys):
+    from bench import train_bench
+    train_bench.main(["--n_layer=1", "--n_embd=32", "--n_head=2", "--vocab=64", "--batch_size=2", "--seq_len=8",
+                      "--steps=1", "--rounds=1"])
+    out = capsys.readouterr().out
+    assert "no --nanogpt=PATH given" in out and "ours:" in out and "tokens/s" in out
