@@ -261,6 +261,7 @@ class KVCache:
 
 
 class Transformer(nn.Module):
+    act_ckpt = False     # activation checkpointing per block (train.py --act_ckpt): less memory, one more forward
 
     def __init__(self, config):
         super().__init__()
@@ -300,7 +301,11 @@ class Transformer(nn.Module):
         cos, sin = self.rope_cos[start:end], self.rope_sin[start:end]    # (T, D/2)
         x = self.tok_emb(idx)                                            # (B, T, C)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, None if caches is None else caches[i])
+            if self.act_ckpt and self.training and torch.is_grad_enabled():
+                # keep only the block's input; its inner activations are recomputed in backward
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, None if caches is None else caches[i])
         return self.norm(x)
 
     def forward(self, idx, targets=None, caches=None, reduction="mean"):
@@ -343,6 +348,22 @@ class Transformer(nn.Module):
         head = 0 if self.config.tie_embeddings else self.lm_head.weight.numel()
         total = sum(p.numel() for p in self.parameters())
         return {"embedding": emb, "lm_head": head, "rest": total - emb - head, "total": total}
+
+    def activation_bytes(self, tokens, act_ckpt=False, elem=2):
+        """Bytes autograd keeps for backward over a micro-batch of `tokens` tokens (elem: 2 under bf16
+        autocast, 4 in fp32): what train.py --dry_run plans with (tests/test_train.py measures it). Per token
+        and block, counted from the tensors this file saves: 9C (both norms' inputs and outputs, q before and
+        after RoPE, the attention output and o_proj's input) + 2·Hkv·D (k and v) + H (attention's log-sum-exp)
+        + 4F (SwiGLU's gate, up, silu(gate) and their product) + 2 (the norms' 1/rms); flash attention keeps
+        no T x T matrix. The head: the final norm (3C) and one chunk of fp32 logits (never the whole
+        (tokens, V), see head_loss). With act_ckpt a block keeps only its input (C, fp32 residual stream),
+        plus one block's activations while that block is recomputed."""
+        c = self.config
+        block = 9 * c.n_embd + 2 * c.kv_heads * c.head_dim + c.n_head + 4 * c.ffn_hidden + 2
+        head = tokens * 3 * c.n_embd * elem + min(tokens, LOSS_CHUNK_ROWS) * c.vocab_size * 4
+        if act_ckpt:
+            return tokens * (c.n_layer * c.n_embd * 4 + block * elem) + head
+        return tokens * c.n_layer * block * elem + head
 
     def flops_per_token(self, seq_len=None):
         """Training FLOPs per token (forward + backward = 3 × forward): 6 × (matrix parameters) for the

@@ -5,6 +5,8 @@ train.py — train a nanopangu model. Reads top to bottom: config, data, model, 
     python train.py my_config.json --lr=1e-3          # JSON config file, then --key=value overrides
     python train.py --preset=pangu-1b-pro --data=data/mycorpus-48k --batch_size=64 --grad_accum=4
     torchrun --standalone --nproc_per_node=8 train.py --preset=pangu-1b-pro ...   # DDP (NCCL / gloo)
+    torchrun ... train.py --preset=pangu-1.5b-pro --parallel=fsdp --act_ckpt          # sharded (FSDP2)
+    python train.py --preset=pangu-1b-pro --batch_size=64 --dry_run                # memory plan, allocates nothing
     python train.py --rounds=2 --sampling_rate=0.5    # multiple-round training with data refining (§5)
     python train.py --help                            # every option with its default
 
@@ -14,6 +16,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -21,9 +24,9 @@ from dataclasses import dataclass, field, fields, asdict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from model import (ModelConfig, PRESETS, Transformer, model_config, device_peak_flops, padded_vocab,
+from data.batches import Batches
+from model import (ModelConfig, PRESETS, PRESET_N_VOCAB, Transformer, model_config, device_peak_flops, padded_vocab,
                    load_checkpoint, save_checkpoint)
 
 
@@ -69,6 +72,12 @@ class TrainConfig:
     halt_at: int = opt(0, "checkpoint and stop after this step as if interrupted, e.g. to split a run over time-limited jobs (0 = off)")
     # system
     device: str = opt("auto", "auto (cuda if available, else cpu) | cpu | cuda | cuda:N")
+    parallel: str = opt("ddp", "under torchrun: ddp (every rank a full copy) | fsdp (parameters, gradients, optimizer state sharded)")
+    act_ckpt: bool = opt(False, "activation checkpointing: keep only each block's input, recompute the rest in backward")
+    dry_run: bool = opt(False, "print the memory plan (parameters, bytes per GPU, FLOPs) for these options and exit; allocates nothing")
+    gpu: str = opt("H100:80", "--dry_run: the GPU to plan for, NAME[:GB] (NAME in model.GPU_PEAK_BF16)")
+    mfu: float = opt(0.4, "--dry_run: the model FLOPs utilisation that turns FLOPs into tokens/s")
+    nproc: int = opt(8, "--dry_run without torchrun: the number of GPUs to plan for")
     compile: bool = opt(False, "torch.compile the model")
     seed: int = opt(1337, "seed for init, data order and sampling")
 
@@ -95,7 +104,10 @@ def parse_config(argv):
                 values.update(json.load(fh))
         else:
             key, eq, val = a[2:].partition("=")
-            if not eq:
+            f = train_keys.get(key) or model_keys.get(key)
+            if not eq and f is not None and type(f.default) is bool:
+                val = "true"                                         # a bare --flag switches it on
+            elif not eq:
                 raise ValueError(f"option {a!r} needs a value: write --{key}=VALUE")
             values[key] = val
     train, model = {}, {}
@@ -126,6 +138,8 @@ def check_config(cfg):
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise ValueError(f"--min_lr_ratio={cfg.min_lr_ratio} must be in [0, 1]")
     select_batches([0.0], cfg.sampling_rate, cfg.refine)          # checks --sampling_rate and --refine
+    if cfg.parallel not in ("ddp", "fsdp"):
+        raise ValueError(f"--parallel={cfg.parallel!r}: choose ddp or fsdp")
 
 
 def batch_lr(cfg, batch_tokens):
@@ -141,44 +155,6 @@ def lr_at(step, iters, peak, cfg):
         return peak * (step + 1) / cfg.warmup_iters
     progress = min(1.0, (step - cfg.warmup_iters) / max(1, iters - cfg.warmup_iters))
     return peak * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-# ------------------------------------------------------------------------------------------------
-# Data: a fixed packing of the token stream into batches, so that batches can be scored and selected
-# (multiple-round training) and a run can resume at the exact batch it stopped at.
-# ------------------------------------------------------------------------------------------------
-class Batches:
-    """The train split cut into sequences of seq_len+1 tokens (consecutive sequences share one token:
-    the last target of one is the first input of the next), shuffled ONCE with the seed and grouped into
-    N batches of batch_size sequences. Batch id b is always the same sequences. A round reads a list of
-    batch ids (all of them, or a refined selection) in a fresh order per epoch; DDP rank r of w takes
-    rows r*B/w .. (r+1)*B/w of each batch, so the data stream does not depend on the number of processes."""
-
-    def __init__(self, path, dtype, seq_len, batch_size, seed):
-        self.tokens = np.memmap(path, dtype=dtype, mode="r")
-        self.T, self.B, self.seed = seq_len, batch_size, seed
-        n_seq = (len(self.tokens) - 1) // seq_len
-        self.n = n_seq // batch_size                                     # N: number of batches
-        if self.n == 0:
-            raise ValueError(f"{path} has {len(self.tokens)} tokens: fewer than one batch of {batch_size} x "
-                             f"{seq_len}; lower --batch_size/--seq_len or add text")
-        self.packing = np.random.default_rng(seed).permutation(n_seq)[:self.n * batch_size].reshape(self.n, batch_size)
-
-    def rows(self, batch_id, rank=0, world=1):
-        seqs = self.packing[batch_id]
-        seqs = seqs[rank * self.B // world:(rank + 1) * self.B // world]
-        x = np.stack([self.tokens[s * self.T:s * self.T + self.T + 1] for s in seqs]).astype(np.int64)
-        return torch.from_numpy(x[:, :-1]), torch.from_numpy(x[:, 1:])  # inputs, targets (b, T)
-
-    def order(self, ids, round_, micro_step):
-        """Batch id read at global micro-step k of a round: epochs over `ids`, reshuffled each epoch.
-        The epoch's permutation is a function of (seed, round, epoch) alone, so a resumed run reads the
-        same batches; it is computed once per epoch, not per step (N can be millions on a big corpus)."""
-        epoch, i = divmod(micro_step, len(ids))
-        key = (round_, epoch, len(ids))
-        if getattr(self, "_perm_key", None) != key:
-            self._perm_key, self._perm = key, np.random.default_rng([self.seed, round_, epoch]).permutation(len(ids))
-        return int(ids[self._perm[i]])
 
 
 def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limit=2 ** 24):
@@ -205,15 +181,119 @@ def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limi
     return np.sort(chosen.numpy())
 
 
+# ------------------------------------------------------------------------------------------------
+# FSDP checkpoints (torch.distributed.checkpoint): each rank writes its own shards of the model and the
+# optimizer into a directory; it is written under a temporary name and renamed when every rank is done,
+# so a crash mid-save never leaves a directory that ckpt.pt names but that does not load.
+# ------------------------------------------------------------------------------------------------
+def save_sharded(model, optimizer, out_dir, round_, step, master):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    name = f"ckpt-r{round_}-s{step}.dcp"
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=os.path.join(out_dir, name + ".tmp"))
+    torch.distributed.barrier()                                          # every rank has written its part
+    if master:
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+        os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
+    return name
+
+
+def load_sharded(model, optimizer, path):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path} (the shards ckpt.pt names) is missing; start again from its weights with --init_from")
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optimizer": optim_sd}
+    dcp.load(state, checkpoint_id=path)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+
+
+def full_state_dict(model, fsdp):
+    """The whole model's weights on rank 0 (CPU): a collective under FSDP, which gathers every shard."""
+    if not fsdp:
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# The memory plan (--dry_run): what a run needs per GPU, from the shapes alone (meta device, no memory).
+# ------------------------------------------------------------------------------------------------
+def memory_plan(cfg, mcfg, world):
+    """Print parameters, bytes per GPU (weights, gradients, AdamW state, activations) with and without FSDP
+    and activation checkpointing, FLOPs per token and the tokens/s an MFU implies. Allocates nothing."""
+    from model import GPU_PEAK_BF16
+    gpu, _, gb = cfg.gpu.partition(":")
+    if gpu not in GPU_PEAK_BF16:
+        raise ValueError(f"--gpu={cfg.gpu!r}: choose one of {', '.join(GPU_PEAK_BF16)} (optionally NAME:GB)")
+    capacity = float(gb or 80) * 2 ** 30
+    T = cfg.seq_len or mcfg.block_size
+    with torch.device("meta"):
+        model = Transformer(mcfg)
+    n = model.param_count()
+    block = sum(p.numel() for p in model.layers[0].parameters())
+    P, micro = n["total"], cfg.batch_size // world * T                    # micro-batch tokens per GPU
+    G = 2 ** 30
+    print(f"{cfg.preset}: {P / 1e6:.1f}M parameters (embedding {n['embedding'] / 1e6:.1f}M, head {n['lm_head'] / 1e6:.1f}M, "
+          f"rest {n['rest'] / 1e6:.1f}M), vocab {mcfg.vocab_size:,}; micro-batch {cfg.batch_size // world} x {T} per GPU, "
+          f"{world} GPU(s), grad_accum {cfg.grad_accum}, bf16")
+    print(f"{'GiB per GPU':<30}{'DDP':>10}{'DDP+ckpt':>10}{'FSDP':>10}{'FSDP+ckpt':>11}")
+    rows = {"weights (fp32)": [4 * P, 4 * P, 4 * P / world, 4 * P / world],
+            "gradients (fp32)": [4 * P, 4 * P, 4 * P / world, 4 * P / world],
+            "AdamW moments (2 x fp32)": [8 * P, 8 * P, 8 * P / world, 8 * P / world],
+            # FSDP gathers bf16 weights of the running block and the prefetched next one, plus the root
+            # (embedding, head), and holds one block's fp32 gradients before its reduce-scatter
+            "FSDP gathered weights/grads": [0, 0] + [2 * (2 * block + P - mcfg.n_layer * block) + 4 * block] * 2,
+            "activations": [model.activation_bytes(micro, a) for a in (False, True, False, True)]}
+    for name, row in rows.items():
+        print(f"{name:<30}" + "".join(f"{b / G:>10.1f}" for b in row[:3]) + f"{row[3] / G:>11.1f}")
+    total = [sum(r[i] for r in rows.values()) for i in range(4)]
+    print(f"{'total':<30}" + "".join(f"{b / G:>10.1f}" for b in total[:3]) + f"{total[3] / G:>11.1f}")
+    print(f"{'fits in ' + f'{capacity / G:.0f} GiB ' + gpu + '?':<30}" + "".join(
+        f"{'yes' if b < 0.9 * capacity else 'no':>{w}}" for b, w in zip(total, (10, 10, 10, 11))) + "   (90% usable)")
+    flops = model.flops_per_token(T)
+    tok_s = cfg.mfu * GPU_PEAK_BF16[gpu] / flops
+    print(f"FLOPs per token {flops / 1e9:.2f} G (training); at {cfg.mfu:.0%} MFU of the {gpu}'s "
+          f"{GPU_PEAK_BF16[gpu] / 1e12:.0f} TFLOP/s: {tok_s:,.0f} tokens/s per GPU, "
+          f"{tok_s * world * 86400 / 1e9:.2f}B tokens/day on {world}")
+    return total
+
+
+def make_optimizer(model, cfg, fused=False):
+    """AdamW (PAPER.md §4: betas 0.9/0.95, eps 1e-8). Weight decay only on matrices (embeddings and
+    projections): the RMSNorm gains are scales around 1, and decay would pull them towards 0."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
+
+
 def main(argv):
     cfg, model_overrides = parse_config(argv)
     check_config(cfg)
 
+    if cfg.dry_run:                               # the plan needs only shapes: no processes, no data read
+        world = int(os.environ.get("WORLD_SIZE", cfg.nproc))
+        mcfg = model_config(cfg.preset, **model_overrides)
+        if not mcfg.vocab_size:                   # the data's vocabulary if --data names some, else the preset's
+            meta_path = os.path.join(cfg.data, "meta.json")
+            own = cfg.data != TrainConfig.data or cfg.preset not in PRESET_N_VOCAB
+            n_vocab = json.load(open(meta_path))["tokenizer"]["n_vocab"] if own and os.path.exists(meta_path) else \
+                PRESET_N_VOCAB.get(cfg.preset, 16_001)
+            mcfg.vocab_size = padded_vocab(n_vocab)
+        return memory_plan(cfg, mcfg, world)
+
     # ---- processes and device --------------------------------------------------------------------
-    ddp = "RANK" in os.environ
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    dist = "RANK" in os.environ                                          # launched by torchrun
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if dist else (0, 1)
+    fsdp = cfg.parallel == "fsdp"
+    if fsdp and world < 2:
+        raise ValueError("--parallel=fsdp shards the model over processes: launch with "
+                         "`torchrun --nproc_per_node=N train.py ...` (N >= 2), or use --parallel=ddp")
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if ddp:
+    if dist:
         if device.startswith("cuda"):
             device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
             torch.cuda.set_device(device)
@@ -222,7 +302,8 @@ def main(argv):
     if cfg.batch_size % world:
         raise ValueError(f"--batch_size={cfg.batch_size} is not divisible by the {world} processes; use a multiple of {world}")
     cuda = device.startswith("cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()   # fp32 on CPU
+    # bf16 autocast on CUDA (fp32 on CPU); FSDP casts by its own MixedPrecisionPolicy instead
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and not fsdp else nullcontext()
     torch.manual_seed(cfg.seed)
 
     # ---- data ------------------------------------------------------------------------------------
@@ -238,18 +319,23 @@ def main(argv):
     if cfg.init_from != "scratch":
         path = os.path.join(cfg.out_dir, "ckpt.pt") if cfg.init_from == "resume" else cfg.init_from
         ckpt = load_checkpoint(path)
+        saved = ModelConfig(**ckpt["model_config"])
         mcfg = ModelConfig(**{**ckpt["model_config"], **model_overrides})
-        if mcfg != ModelConfig(**ckpt["model_config"]):
-            changed = {k: v for k, v in model_overrides.items() if ckpt["model_config"][k] != v}
+        changed = {k: v for k, v in model_overrides.items()       # use_kernels is how to run, not what the model is
+                   if k != "use_kernels" and getattr(mcfg, k) != getattr(saved, k)}
+        if changed:
             raise ValueError(f"{path} was trained with another model config (you changed {changed}); "
                              f"drop those options or start from scratch")
         if ckpt["tokenizer"]["sha256"] != meta["tokenizer"]["sha256"]:
             raise ValueError(f"{path} was trained with tokenizer {ckpt['tokenizer']['name']!r} but {cfg.data} was "
                              f"made with {meta['tokenizer']['name']!r}; re-run data/prepare.py --tokenizer="
-                             f"{ckpt['tokenizer']['source']} or slice the checkpoint with tokenizer_compress.py")
+                             f"{ckpt['tokenizer']['source']} or move the checkpoint to that tokenizer with inherit.py --tokenizer")
+        if cfg.init_from == "resume" and ckpt.get("sharded") and (not fsdp or ckpt["world"] != world):
+            raise ValueError(f"{path} is an FSDP checkpoint of {ckpt['world']} processes: resume it with --parallel=fsdp "
+                             f"on {ckpt['world']} processes, or start a new run from its weights with --init_from={path}")
     else:
         mcfg = model_config(cfg.preset, **model_overrides)
-        if not mcfg.vocab_size:                     # CPU presets: the data's vocabulary, padded to 64
+        if not mcfg.vocab_size:                     # presets take the data's vocabulary, padded to 64 (model.py)
             mcfg.vocab_size = padded_vocab(meta["tokenizer"]["n_vocab"])
     if meta["tokenizer"]["n_vocab"] > mcfg.vocab_size:
         raise ValueError(f"{cfg.data} uses {meta['tokenizer']['n_vocab']} token ids but the model has vocab_size="
@@ -259,29 +345,37 @@ def main(argv):
         raise ValueError(f"--seq_len={T} is longer than the model's context (block_size={mcfg.block_size}); lower it, "
                          f"or train a model with a longer context (--block_size, from scratch)")
     model = Transformer(mcfg).to(device)
-    if ckpt is not None:
+    if ckpt is not None and "model" in ckpt:
         model.load_state_dict(ckpt["model"])
-    train_data = Batches(os.path.join(cfg.data, "train.bin"), meta["dtype"], T, cfg.batch_size, cfg.seed)
-    val_data = Batches(os.path.join(cfg.data, "val.bin"), meta["dtype"], T, min(cfg.batch_size, 8), cfg.seed)
+    model.act_ckpt = cfg.act_ckpt                 # recompute each block's activations in backward (model.trunk)
+    train_data = Batches(os.path.join(cfg.data, "train.bin"), meta["dtype"], T, cfg.batch_size * cfg.grad_accum, cfg.seed)
+    val_data = Batches(os.path.join(cfg.data, "val.bin"), meta["dtype"], T, world * max(1, min(cfg.batch_size, 8) // world), cfg.seed)
     tokens_per_byte = meta["splits"]["val"]["tokens"] / meta["splits"]["val"]["bytes"]
     raw_model = model
+    if fsdp:     # FSDP2: each block's parameters, gradients and optimizer state live 1/world on each rank
+        from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if cuda else MixedPrecisionPolicy()
+        for block in model.layers:                # gathered one block at a time in forward and backward
+            fully_shard(block, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)          # the root: embedding, final norm, LM head
     if cfg.compile:
         model = torch.compile(model)
-    if ddp:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if cuda else None)
+    if dist and not fsdp:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if cuda else None,
+                                                          gradient_as_bucket_view=True,   # no 2nd copy of the gradients
+                                                          broadcast_buffers=False)        # RoPE tables: same on every rank
 
-    # ---- optimizer: AdamW, weight decay on matrices only --------------------------------------------
-    params = [p for p in raw_model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=cuda)
+    optimizer = make_optimizer(raw_model, cfg, fused=cuda)
     batch_tokens = cfg.batch_size * cfg.grad_accum * T
     peak_lr = batch_lr(cfg, batch_tokens)
 
     # ---- where we are: round, step in the round, refined selection --------------------------------
     round_, step, best = 1, 0, float("inf")
     if cfg.init_from == "resume":
-        optimizer.load_state_dict(ckpt["optimizer"])
+        if fsdp:                                  # every rank reads its shards of model and optimizer
+            load_sharded(raw_model, optimizer, os.path.join(cfg.out_dir, ckpt["sharded"]))
+        else:
+            optimizer.load_state_dict(ckpt["optimizer"])
         round_, step, best = ckpt["round"], ckpt["step"], ckpt.get("best_val_loss", best)
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
@@ -294,44 +388,68 @@ def main(argv):
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()
 
-    def checkpoint(path):
+    def check_finite(where):
+        """Nothing non-finite may reach a checkpoint: the losses since the last check and every weight (this
+        rank's shard under FSDP). All ranks agree, so all stop together instead of some waiting forever."""
+        local = [p.to_local() if hasattr(p, "to_local") else p for p in raw_model.parameters()]
+        flag = bad | ~torch.stack([torch.isfinite(p).all() for p in local]).all()
+        if dist:
+            torch.distributed.all_reduce(flag := flag.int(), torch.distributed.ReduceOp.MAX)
+        if flag.item():
+            raise FloatingPointError(f"loss or weights became NaN/inf before {where}; stopped without saving: the last "
+                                     f"good checkpoint is {os.path.join(cfg.out_dir, 'ckpt.pt')} (lower --lr?)")
+
+    def checkpoint(path, sharded=False):
+        """DDP / one process: one file with everything. FSDP: the model consolidated into one file (what
+        eval.py, inherit.py and export.py read) and, for resuming, every rank's shards of model and
+        optimizer in a directory (torch.distributed.checkpoint) that ckpt.pt names."""
+        check_finite(f"step {step} of round {round_}")
+        state = {"model_config": asdict(mcfg), "train_config": asdict(cfg), "tokenizer": meta["tokenizer"],
+                 "round": round_, "step": step, "best_val_loss": best, "world": world,
+                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+        if fsdp and sharded:
+            state["sharded"] = save_sharded(raw_model, optimizer, cfg.out_dir, round_, step, master)
+        full = full_state_dict(raw_model, fsdp)                          # collective under FSDP
         if master:
-            save_checkpoint({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "model_config": asdict(mcfg), "train_config": asdict(cfg), "tokenizer": meta["tokenizer"],
-                             "round": round_, "step": step, "best_val_loss": best,
-                             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
-                            path)
+            state.update(model=full, **({} if fsdp else {"optimizer": optimizer.state_dict()}))
+            save_checkpoint(state, path)
+            if fsdp and sharded:                                         # ckpt.pt names the new shards: drop the old
+                for d in os.listdir(cfg.out_dir):
+                    if d.endswith(".dcp") and d != state["sharded"]:
+                        shutil.rmtree(os.path.join(cfg.out_dir, d), ignore_errors=True)
 
     @torch.no_grad()
     def evaluate():
-        """Mean val loss over eval_iters fixed batches (all ranks, averaged) and bits-per-byte."""
+        """Mean val loss over eval_iters fixed batches and bits-per-byte. Every rank scores its part of every
+        batch (the same number of forward passes on each rank, as FSDP's collectives require)."""
         model.eval()
         n = min(cfg.eval_iters, val_data.n)
         total = torch.zeros((), device=device)
-        for i in range(rank, n, world):
-            x, y = (t.to(device) for t in val_data.rows(i * val_data.n // n))
+        for i in range(n):
+            x, y = (t.to(device) for t in val_data.rows(i * val_data.n // n, rank, world))
             with autocast:
-                total += raw_model(x, y)[1]
-        if ddp:
+                total += model(x, y)[1]
+        if dist:
             torch.distributed.all_reduce(total)
         model.train()
-        loss = total.item() / n
+        loss = total.item() / (n * world)
         return loss, loss / math.log(2) * tokens_per_byte          # nats/token -> bits/byte
 
     n_params = raw_model.param_count()
     if master:
         print(f"model {cfg.preset if cfg.init_from == 'scratch' else cfg.init_from}: {n_params['total'] / 1e6:.2f}M parameters "
               f"(embedding {n_params['embedding'] / 1e6:.2f}M, lm head {n_params['lm_head'] / 1e6:.2f}M, rest {n_params['rest'] / 1e6:.2f}M)")
-        print(f"data {cfg.data}: {train_data.n} batches of {cfg.batch_size}x{T} tokens; {batch_tokens:,} tokens per step; "
+        print(f"data {cfg.data}: {train_data.n} batches of {cfg.batch_size * cfg.grad_accum}x{T} tokens; {batch_tokens:,} tokens per step; "
               f"device {device}, {world} process(es)")
         print(f"peak lr {peak_lr:.3g}" + (f" = {cfg.lr:g} x ({batch_tokens} / {cfg.base_batch_tokens})^{cfg.lr_scaling_r} (paper §5 rule)"
                                           if peak_lr != cfg.lr else ""))
         if batch_tokens > 4 * 2 ** 20:
             print(f"warning: {batch_tokens:,} tokens per step is above the ~4M tokens the paper finds tiny models tolerate (§5)")
 
-    peak_flops = device_peak_flops(device)
+    peak_flops = device_peak_flops(device)       # datasheet peak; None on CPU (MFU then is not shown)
     flops_per_step = raw_model.flops_per_token(T) * batch_tokens / world
     round_iters = lambda r: cfg.max_iters if r == 1 else (cfg.refine_iters or cfg.max_iters)
+    bad = torch.zeros((), dtype=torch.bool, device=device)                # any non-finite loss since last check
     from tqdm import tqdm
     for round_ in range(round_, cfg.rounds + 1):
         iters, done_before = round_iters(round_), sum(round_iters(r) for r in range(1, round_))
@@ -340,20 +458,22 @@ def main(argv):
                 checkpoint(os.path.join(cfg.out_dir, f"round{round_}.pt"))
             step = 0
             continue
-        ids = np.arange(train_data.n) if round_ == 1 else refined_batches(cfg, model, raw_model, train_data, round_, autocast, device, rank, world)
-        bad = torch.zeros((), dtype=torch.bool, device=device)            # any non-finite loss since last check
-        loss_acc = torch.zeros((), device=device)
+        ids = np.arange(train_data.n) if round_ == 1 else refined_batches(cfg, raw_model, train_data, round_, autocast, device, rank, world)
+        loss_acc, last_log = torch.zeros((), device=device), step          # train loss summed since step last_log
         t0, bar = time.time(), tqdm(total=iters, initial=step, desc=f"round {round_}", disable=not master, dynamic_ncols=True)
         while step < iters:
             lr = lr_at(step, iters, peak_lr, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for micro in range(cfg.grad_accum):
-                x, y = train_data.rows(train_data.order(ids, round_, step * cfg.grad_accum + micro), rank, world)
+            batch = train_data.order(ids, round_, step)
+            for micro in range(cfg.grad_accum):       # this rank's part of the step's batch, a micro-batch at a time
+                x, y = train_data.rows(batch, micro * world + rank, cfg.grad_accum * world)
                 if cuda:
                     x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-                sync = not ddp or micro == cfg.grad_accum - 1              # DDP: all-reduce grads once per step
-                with (nullcontext() if sync else model.no_sync()), autocast:
+                sync = micro == cfg.grad_accum - 1          # reduce gradients over ranks once per step
+                if fsdp:
+                    model.set_requires_gradient_sync(sync)
+                with (model.no_sync() if dist and not fsdp and not sync else nullcontext()), autocast:
                     loss = model(x, y)[1] / cfg.grad_accum
                 loss.backward()
                 loss_acc += loss.detach()
@@ -365,19 +485,16 @@ def main(argv):
             step += 1
             bar.update(1)
             if step % cfg.log_interval == 0 or step == iters:
-                if bad.item():
-                    raise FloatingPointError(f"loss became NaN/inf before step {step} of round {round_}; stopped without saving: "
-                                             f"the last good checkpoint is {os.path.join(cfg.out_dir, 'ckpt.pt')} (lower --lr?)")
-                n = cfg.log_interval if step % cfg.log_interval == 0 else step % cfg.log_interval
-                if ddp:                                                    # log the mean over all ranks
+                check_finite(f"step {step} of round {round_}")
+                if dist:                                                   # log the mean over all ranks
                     torch.distributed.all_reduce(loss_acc)
                     loss_acc /= world
-                dt, t0 = time.time() - t0, time.time()
-                train_loss = loss_acc.item() / n
+                n, dt, t0 = step - last_log, time.time() - t0, time.time()
+                train_loss, last_log = loss_acc.item() / n, step
                 loss_acc.zero_()
                 tok_s = n * batch_tokens / dt
-                mfu = n * flops_per_step / dt / peak_flops
-                bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.1%}")
+                mfu = n * flops_per_step / dt / peak_flops if peak_flops else None
+                bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tok_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
                 log(round=round_, step=step, loss=train_loss, lr=lr, tok_per_s=tok_s, mfu=mfu)
             halt = done_before + step == cfg.halt_at                       # halt_at counts steps over all rounds
             if step % cfg.eval_interval == 0 or step == iters or halt:
@@ -385,36 +502,51 @@ def main(argv):
                 best = min(best, val_loss)
                 bar.write(f"round {round_} step {step}: val loss {val_loss:.4f}, val bits-per-byte {val_bpb:.4f}")
                 log(round=round_, step=step, val_loss=val_loss, val_bpb=val_bpb)
-                checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+                checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), sharded=True)
             if halt:
                 bar.close()
                 if master:
                     print(f"halted at step {step} (--halt_at); continue with --init_from=resume")
-                return
+                return finish(dist)
         bar.close()
         checkpoint(os.path.join(cfg.out_dir, f"round{round_}.pt"))
         step = 0
 
     val_loss, val_bpb = evaluate()
+    sampler = raw_model
+    if fsdp and cfg.sample_tokens:               # rank 0 samples alone: from a consolidated copy of the weights
+        full = full_state_dict(raw_model, fsdp)
+        if master:
+            sampler = Transformer(mcfg).to(device)
+            sampler.load_state_dict(full)
     if master and cfg.sample_tokens:
         from tokenizer_compress import load_tokenizer, decode_sample
         enc = load_tokenizer(meta["tokenizer"]["source"])
         prompt = enc.encode_ordinary(cfg.sample_prompt) if cfg.sample_prompt else [meta["eot_token"]]
         n_new = min(cfg.sample_tokens, mcfg.block_size - len(prompt))
-        out = raw_model.generate(torch.tensor([prompt], device=device), n_new, temperature=0.8, top_k=200,
+        out = sampler.generate(torch.tensor([prompt], device=device), n_new, temperature=0.8, top_k=200,
                                  generator=torch.Generator(device).manual_seed(cfg.seed), n_vocab=enc.n_vocab)
         print("-" * 80 + "\n" + decode_sample(enc, out[0].tolist()) + "\n" + "-" * 80)
     if master:
         print(f"final val loss {val_loss:.4f}, val bits-per-byte {val_bpb:.4f} (checkpoint {os.path.join(cfg.out_dir, 'ckpt.pt')})")
-    if ddp:
+    finish(dist)
+
+
+def finish(dist):
+    """Leave the process group together: rank 0 may still be sampling or writing while the others are done,
+    and a rank that tears down its connections early aborts the others (gloo: SIGABRT)."""
+    if dist:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
 @torch.no_grad()
-def refined_batches(cfg, model, raw_model, data, round_, autocast, device, rank, world):
+def refined_batches(cfg, model, data, round_, autocast, device, rank, world):
     """The batch ids round `round_` trains on: score every batch with the (frozen) model from the end of the
     previous round — losses saved to out_dir/round{r}_batch_losses.npy as they come, so an interrupted
-    scoring pass resumes — then select (select_batches) and save the ids and a summary."""
+    scoring pass resumes — then select (select_batches) and save the ids and a summary. A batch is scored
+    as it is trained: in grad_accum x world micro-batches, rank r taking every world-th one, so no device
+    holds more than a training micro-batch (and the model's loss never materialises (B, T, V) logits)."""
     from tqdm import tqdm
     sel_path = os.path.join(cfg.out_dir, f"round{round_}_selection.npy")
     if os.path.exists(sel_path):
@@ -423,17 +555,18 @@ def refined_batches(cfg, model, raw_model, data, round_, autocast, device, rank,
     losses = np.load(loss_path) if os.path.exists(loss_path) else np.full(data.n, np.nan)
     todo = np.flatnonzero(np.isnan(losses))
     model.eval()
-    chunk = 64 * world
+    chunk, parts = 64, cfg.grad_accum * world
     for start in tqdm(range(0, len(todo), chunk), desc=f"scoring {data.n} batches for round {round_}",
                       disable=rank != 0, dynamic_ncols=True):
-        part = torch.zeros(len(todo[start:start + chunk]), dtype=torch.float64, device=device)
-        for j in range(rank, len(part), world):              # each rank scores whole batches
-            x, y = (t.to(device) for t in data.rows(todo[start + j]))
-            with autocast:
-                part[j] = raw_model(x, y)[1].double()
+        sums = torch.zeros(len(todo[start:start + chunk]), dtype=torch.float64, device=device)
+        for j in range(len(sums)):
+            for part in range(rank, parts, world):                  # this rank's micro-batches of batch j
+                x, y = (t.to(device) for t in data.rows(todo[start + j], part, parts))
+                with autocast:
+                    sums[j] += model(x, y)[1].double() * y.numel()   # mean -> sum of token losses
         if world > 1:
-            torch.distributed.all_reduce(part)
-        losses[todo[start:start + chunk]] = part.cpu().numpy()
+            torch.distributed.all_reduce(sums)
+        losses[todo[start:start + chunk]] = (sums / (data.B * data.T)).cpu().numpy()
         if rank == 0:
             np.save(loss_path + ".tmp.npy", losses)
             os.replace(loss_path + ".tmp.npy", loss_path)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import train
+from data import batches
 from conftest import make_shards
 from train import select_batches, batch_lr, TrainConfig
 
@@ -95,7 +96,7 @@ def test_two_rounds_select_hard_batches_and_resume_inside_round_2(planted, tmp_p
     assert summary["selected"]["min"] >= summary["dropped"]["max"]
     # The hard (random) text is what round 1 fits worst: the chosen batches are mostly made of it.
     meta = json.load(open(os.path.join(planted, "meta.json")))
-    data = train.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 2, 1337)
+    data = batches.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 2, 1337)
     easy_ids = set(np.unique(data.rows(int(np.argmin(losses)))[0].numpy()))
     def hard_share(ids):
         return np.mean([np.mean([t not in easy_ids for t in data.rows(int(i))[0].flatten().tolist()]) for i in ids])
@@ -117,3 +118,56 @@ def test_rounds_must_be_positive(planted, tmp_path):
         run(planted, tmp_path, "--rounds=0")
     with pytest.raises(ValueError, match="--sampling_rate=1.5 must be in"):
         run(planted, tmp_path, "--sampling_rate=1.5")
+
+
+def spy_batches(monkeypatch):
+    """Record which batch ids train.py reads at each (round, step)."""
+    seen, order = [], train.Batches.order
+
+    def recording_order(self, ids, round_, step):
+        b = order(self, ids, round_, step)
+        seen.append((round_, step, b))
+        return b
+    monkeypatch.setattr(train.Batches, "order", recording_order)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["softmax", "uniform", "topk"])
+def test_round_2_trains_on_the_selected_batches_only_epoch_after_epoch(planted, tmp_path, monkeypatch, mode):
+    calls, select = [], train.select_batches
+    monkeypatch.setattr(train, "select_batches", lambda *a, **k: calls.append((a, k)) or select(*a, **k))
+    seen = spy_batches(monkeypatch)
+    meta = json.load(open(os.path.join(planted, "meta.json")))
+    N = batches.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 8, 1337).n
+    n0 = round(0.5 * N)
+    run(planted, tmp_path, "--batch_size=8", "--rounds=2", f"--max_iters={N}", f"--refine_iters={2 * n0 + 1}",
+        f"--eval_interval={N}", f"--refine={mode}", "--sampling_rate=0.5", "--refine_temperature=0.5")
+    assert [(a[1], a[2], a[3]) for a, _ in calls if len(a) > 3] == [(0.5, mode, 0.5)]   # the options reach it
+    chosen = np.load(tmp_path / "round2_selection.npy")
+    assert len(chosen) == n0 == len(set(chosen))
+    r1 = [b for r, _, b in seen if r == 1]
+    r2 = [b for r, _, b in seen if r == 2]
+    assert sorted(r1) == list(range(N))                                  # round 1: one pass over every batch
+    assert len(r2) == 2 * n0 + 1 and set(r2) <= set(chosen.tolist())     # round 2: only the selection...
+    assert sorted(r2[:n0]) == sorted(r2[n0:2 * n0]) == sorted(chosen)    # ...each once per epoch
+    assert r2[:n0] != r2[n0:2 * n0]                                      # reshuffled every epoch
+    summary = json.load(open(tmp_path / "round2_selection.json"))
+    assert summary["refine"] == mode and summary["selected"]["n"] == n0
+
+
+def test_resume_across_epoch_boundaries_in_round_1_and_round_2(planted, tmp_path):
+    meta = json.load(open(os.path.join(planted, "meta.json")))
+    N = batches.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 8, 1337).n
+    n0 = round(0.5 * N)
+    args = ["--batch_size=8", "--rounds=2", f"--max_iters={N + 3}", f"--refine_iters={n0 + 3}", "--eval_interval=100",
+            "--refine=softmax", "--log_interval=1"]
+    full = run(planted, tmp_path / "a", *args)
+    # halted just before round 1's first epoch ends, then just before round 2's: each resume crosses a boundary
+    run(planted, tmp_path / "b", *args, f"--halt_at={N - 1}")
+    run(planted, tmp_path / "b", *args, f"--halt_at={N + 3 + n0 - 1}", "--init_from=resume")
+    resumed = run(planted, tmp_path / "b", *args, "--init_from=resume")
+    losses = lambda log: {(r["round"], r["step"]): r["loss"] for r in log if "loss" in r}
+    assert losses(resumed) == losses(full) and len(losses(full)) == N + 3 + n0 + 3
+    a = torch.load(tmp_path / "a" / "round2.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "round2.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
