@@ -19,7 +19,7 @@ TINY = ["--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=32", "--eval_i
 MINI = {
     "tokenizer_compress.py": ["--sizes=2k,4k"],
     "data/prepare.py": [],
-    "train.py": TINY + ["--batch_size=2", "--max_iters=3", "--eval_interval=2", "--warmup_iters=1",
+    "train.py": TINY + ["--batch_size=32", "--max_iters=3", "--eval_interval=2", "--warmup_iters=1",
                         "--sample_tokens=8", "--refine_iters=2"],
     "eval.py": ["--limit=3", "--max-new-tokens=5"],
     "inherit.py": ["--n_layer=1", "--n_embd=16", "--n_head=1", "--calib_batches=1", "--eval_batches=1", "--mask_steps=2"],
@@ -114,6 +114,8 @@ def run_readme(repo, cmd):
     elif words[0] in ("python", "python3"):
         words[0] = sys.executable
     extra = list(MINI[script_of(cmd)])
+    if "--rounds=" in cmd:                              # round 2 scores every batch: a smaller corpus
+        extra.append("--data=data/mine")
     if "--init_from=" in cmd:                           # the shape is the checkpoint's
         extra = [e for e in extra if e not in TINY]
     if script_of(cmd) == "eval.py" and "--tasks" in cmd:
