@@ -127,7 +127,7 @@ def parse_config(argv):
 
 def check_config(cfg):
     """One-line errors for option values that cannot work, before anything is loaded."""
-    for key in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval", "rounds"):
+    for key in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval", "rounds", "nproc"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"--{key}={getattr(cfg, key)} must be at least 1")
     for key in ("warmup_iters", "seq_len", "refine_iters", "halt_at", "base_batch_tokens", "sample_tokens", "grad_clip", "weight_decay"):
@@ -138,6 +138,8 @@ def check_config(cfg):
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise ValueError(f"--min_lr_ratio={cfg.min_lr_ratio} must be in [0, 1]")
     select_batches([0.0], cfg.sampling_rate, cfg.refine)          # checks --sampling_rate and --refine
+    if not 0 < cfg.mfu <= 1:
+        raise ValueError(f"--mfu={cfg.mfu} must be in (0, 1]")
     if cfg.parallel not in ("ddp", "fsdp"):
         raise ValueError(f"--parallel={cfg.parallel!r}: choose ddp or fsdp")
 
@@ -226,9 +228,9 @@ def memory_plan(cfg, mcfg, world):
     and activation checkpointing, FLOPs per token and the tokens/s an MFU implies. Allocates nothing."""
     from model import GPU_PEAK_BF16
     gpu, _, gb = cfg.gpu.partition(":")
-    if gpu not in GPU_PEAK_BF16:
-        raise ValueError(f"--gpu={cfg.gpu!r}: choose one of {', '.join(GPU_PEAK_BF16)} (optionally NAME:GB)")
-    capacity = float(gb or 80) * 2 ** 30
+    if gpu not in GPU_PEAK_BF16 or not (gb or "80").replace(".", "", 1).isdigit():
+        raise ValueError(f"--gpu={cfg.gpu!r}: write NAME or NAME:GB with NAME one of {', '.join(GPU_PEAK_BF16)}")
+    capacity = float(gb or 80) * 1e9
     T = cfg.seq_len or mcfg.block_size
     with torch.device("meta"):
         model = Transformer(mcfg)
@@ -251,7 +253,7 @@ def memory_plan(cfg, mcfg, world):
         print(f"{name:<30}" + "".join(f"{b / G:>10.1f}" for b in row[:3]) + f"{row[3] / G:>11.1f}")
     total = [sum(r[i] for r in rows.values()) for i in range(4)]
     print(f"{'total':<30}" + "".join(f"{b / G:>10.1f}" for b in total[:3]) + f"{total[3] / G:>11.1f}")
-    print(f"{'fits in ' + f'{capacity / G:.0f} GiB ' + gpu + '?':<30}" + "".join(
+    print(f"{'fits in ' + f'{capacity / 1e9:.0f} GB ' + gpu + '?':<30}" + "".join(
         f"{'yes' if b < 0.9 * capacity else 'no':>{w}}" for b, w in zip(total, (10, 10, 10, 11))) + "   (90% usable)")
     flops = model.flops_per_token(T)
     tok_s = cfg.mfu * GPU_PEAK_BF16[gpu] / flops

@@ -177,7 +177,9 @@ def test_cli_errors_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("opt, msg", [("--batch_size=0", "must be at least 1"), ("--log_interval=0", "must be at least 1"),
                                       ("--warmup_iters=-1", "must not be negative"), ("--lr=0", "must be positive"),
-                                      ("--min_lr_ratio=2", r"must be in \[0, 1\]"), ("--refine=best", "choose softmax")])
+                                      ("--min_lr_ratio=2", r"must be in \[0, 1\]"), ("--refine=best", "choose softmax"),
+                                      ("--mfu=40", r"must be in \(0, 1\]"), ("--nproc=0", "must be at least 1"),
+                                      ("--parallel=zero3", "choose ddp or fsdp")])
 def test_bad_option_values_are_refused(opt, msg):
     with pytest.raises(ValueError, match=msg):
         train.check_config(train.parse_config([opt])[0])
@@ -348,5 +350,6 @@ def test_dry_run_plans_the_1b_presets_without_allocating(capsys):
     P = 952.2e6
     assert total[0] > 16 * P and total[2] < total[0] and total[3] < total[2]      # FSDP and ckpt save memory
     assert abs(total[0] - total[2] - 14 * P * 7 / 8) < 0.05 * total[0]            # 16 B/param, 7/8 of it sharded away
-    with pytest.raises(ValueError, match="--gpu='B200'"):
-        train.main(["--preset=pangu-1b-pro", "--dry_run", "--gpu=B200"])
+    for bad in ("B200", "H100:lots"):
+        with pytest.raises(ValueError, match=f"--gpu='{bad}': write NAME or NAME:GB"):
+            train.main(["--preset=pangu-1b-pro", "--dry_run", f"--gpu={bad}"])
