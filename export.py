@@ -20,7 +20,6 @@ Files: config.json, model.safetensors (weights, --dtype), tokenizer.json + token
 ranks format) and README.md (how to load that with tiktoken).
 """
 import argparse
-import base64
 import json
 import os
 import sys
@@ -138,7 +137,7 @@ def export(ckpt_path, out_dir, dtype="float32", force=False):
     except ImportError:
         raise ValueError("export needs safetensors: pip install -r requirements-dev.txt") from None
     from model import load_model
-    from tokenizer_compress import load_tokenizer, tokenizer_identity
+    from tokenizer_compress import load_tokenizer, ranks_file_bytes, tokenizer_identity
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or (os.listdir(out_dir) and not force)):
         raise ValueError(f"{out_dir} exists and is not an empty folder; choose another OUT_DIR or pass --force")
     model, ckpt = load_model(ckpt_path)
@@ -152,8 +151,7 @@ def export(ckpt_path, out_dir, dtype="float32", force=False):
              "tokenizer.json": json.dumps(hf_tokenizer(enc), ensure_ascii=False),
              "tokenizer_config.json": json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": eot, "eos_token": eot,
                                                   "model_max_length": c.block_size, "clean_up_tokenization_spaces": False}),
-             "tokenizer.tiktoken": b"".join(base64.b64encode(t) + b" %d\n" % r     # tiktoken's ranks format
-                                            for t, r in sorted(enc._mergeable_ranks.items(), key=lambda kv: kv[1])),
+             "tokenizer.tiktoken": ranks_file_bytes(enc),                           # tiktoken's ranks format
              "README.md": README.format(name=enc.name, rows=c.vocab_size, n_vocab=enc.n_vocab, eot=enc.eot_token,
                                         specials=enc._special_tokens)}
     os.makedirs(out_dir, exist_ok=True)

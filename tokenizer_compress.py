@@ -132,13 +132,19 @@ def _write_atomic(path, data):
     os.replace(path + ".tmp", path)            # never a half-written file
 
 
+def ranks_file_bytes(enc):
+    """tiktoken's ranks format, one "base64(token) rank" line per mergeable token in rank order (what
+    tiktoken.load.load_tiktoken_bpe reads): the .tiktoken file here and in export.py's directory."""
+    return b"".join(base64.b64encode(tok) + b" %d\n" % rank
+                    for tok, rank in sorted(enc._mergeable_ranks.items(), key=lambda kv: kv[1]))
+
+
 def save_tokenizer(enc, base, json_path, extra=None):
     """Write <stem>.tiktoken (tiktoken's ranks format, readable by tiktoken.load.load_tiktoken_bpe) and
     <stem>.json. The name is the file stem (data/prepare.py names its output folder after it)."""
     json_path = os.path.abspath(json_path)
     stem = os.path.basename(json_path)[:-len(".json")]
-    lines = b"".join(base64.b64encode(tok) + b" %d\n" % rank
-                     for tok, rank in sorted(enc._mergeable_ranks.items(), key=lambda kv: kv[1]))
+    lines = ranks_file_bytes(enc)
     _write_atomic(json_path[:-len(".json")] + ".tiktoken", lines)
     info = {"format": FORMAT, "name": stem, "ranks_file": stem + ".tiktoken",
             "ranks_sha256": hashlib.sha256(lines).hexdigest(), "pat_str": enc._pat_str,

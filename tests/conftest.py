@@ -32,6 +32,16 @@ def shakespeare():
     return {s: [d for t, d in pairs if t == s] for s in ("train", "val")}
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared machine two OpenMP threads that wait
+    for each other make small ops 10-20x slower: a test module that opts in runs on one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_shards(tmp_path, docs, K=512, **prepare_kw):
     """Shards of `docs` (documents joined by <|endoftext|> lines) encoded with a compact tokenizer of K
     tokens made for them: small vocabularies keep training tests fast. Returns the shard folder."""

@@ -25,13 +25,7 @@ LINES = ["To be, or not to be, that is the question.", "All the world's a stage.
          "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two, and far faster when other jobs share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py: tiny models run on one thread
 
 
 @pytest.fixture(scope="module")
