@@ -1,7 +1,7 @@
 """
 reproduce.py — the paper's design formulas re-run at laptop scale, with a results page (docs/RESULTS.md).
 
-    python reproduce.py                       # all six studies: about an hour on 2 CPU cores
+    python reproduce.py                       # all six studies: about 90 minutes on 2 CPU cores
     python reproduce.py --quick               # the same studies on a 1/8 budget, one seed: under 10 minutes
     python reproduce.py --only=rounds         # one study (tokenizer, architecture, inheritance, rounds, batch, together)
 
@@ -41,7 +41,7 @@ BASE = (4, 128, 4, 8 / 3)
 SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": (12, 96, 3, 8 / 3),
           "deep-thin 16x96, FFN 1.5": (16, 96, 3, 1.5), "deep-thin 9x96, FFN 4": (9, 96, 3, 4.0)}
 SOURCE = (12, 192, 6, 8 / 3)      # the larger model that inheritance starts from (trained here first)
-STEPS, TOK_STEPS, SOURCE_STEPS = 100, 80, 200   # optimizer steps at --scale=1: most runs, tokenizer study, source
+STEPS, TOK_STEPS, SOURCE_STEPS = 150, 100, 250  # optimizer steps at --scale=1: most runs, tokenizer study, source
 BATCH, SEQ = 16, 128
 
 
@@ -150,6 +150,8 @@ def train(name, n_steps, seed, data="8k", shape=BASE, init=None, fork=None, **op
         shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(fork.format(seed=seed), out, ignore=shutil.ignore_patterns("result.json"))
     resume = os.path.exists(os.path.join(out, "ckpt.pt"))
+    if not resume and os.path.exists(os.path.join(out, "log.jsonl")):   # stopped before its first checkpoint
+        os.remove(os.path.join(out, "log.jsonl"))
     data_dir = data if os.path.isdir(data) else shards(data, os.path.join(A.work, "corpus", "main"))[0]
     args = {"data": data_dir, "out_dir": out, "max_iters": n_steps, "seed": seed, "batch_size": BATCH,
             "seq_len": SEQ, "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
