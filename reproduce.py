@@ -552,17 +552,22 @@ def study_together():
     ])
 
 
-def header(t0):
-    import torch
+def git_commit():
+    """The commit of the code that runs (read at the start: the page must not name a later one)."""
     git = lambda *a: subprocess.run(["git"] + list(a), cwd=HERE, capture_output=True, text=True).stdout.strip()
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return (git("rev-parse", "--short", "HEAD") or "?") + \
+        (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def header(t0, commit):
+    import torch
     dev = torch.cuda.get_device_name() if A.device != "cpu" and torch.cuda.is_available() else \
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     src = A.corpus or ("children's corpus (../shared/data/corpora)" if all(map(os.path.exists, CHILDREN)) else "built-in Shakespeare")
     return "\n".join([
         "# nanopangu: the paper's findings at laptop scale", "",
         f"Written by `python {' '.join(['reproduce.py'] + sys.argv[1:])}` on {datetime.date.today()}, "
-        f"git commit {git('rev-parse', '--short', 'HEAD') or '?'}{dirty}. Machine: {platform.platform()}, {dev}, "
+        f"git commit {commit}. Machine: {platform.platform()}, {dev}, "
         f"torch {torch.__version__}. Corpus: {src}. Seeds {A.seed}" + (f" and {A.seed + 1}" if A.seeds > 1 else "") +
         f"; scale {A.scale:g}; this invocation took {(time.time() - t0) / 60:.0f} min (runs finished earlier are "
         "reused, not re-timed). Every number below comes from the runs this command made.", "",
@@ -574,7 +579,7 @@ def header(t0):
 def main(argv=None):
     global A
     A = parse_args(argv)
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()
     os.makedirs(A.work, exist_ok=True)
     corpus("main", 12 * A.scale, 1.5 * A.scale)
     sections = []
@@ -582,7 +587,7 @@ def main(argv=None):
         sections.append(globals()["study_" + s]())
         os.makedirs(os.path.dirname(os.path.abspath(A.page)), exist_ok=True)
         with open(A.page, "w") as f:                       # after each study: a partial page survives a stop
-            f.write(header(t0) + "\n" + "\n\n".join(sections) + "\n")
+            f.write(header(t0, commit) + "\n" + "\n\n".join(sections) + "\n")
         print(f"wrote {A.page} ({s})")
 
 
