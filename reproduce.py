@@ -117,9 +117,12 @@ def tokenizer(K, text):
     out = os.path.join(A.work, "tok", f"{K}.json")
     args = ["tokenizer_compress.py", f"--input={text}", f"--out={out}", f"--out_dir={os.path.join(A.work, 'tok')}"]
     if not os.path.exists(out):      # a small text keeps fewer than K tokens alive: then all of them
-        alive = re.search(r"use --vocab=(\d+)", sh(args + [f"--vocab={K}"], out[:-5] + ".log", check=False))
+        tail = sh(args + [f"--vocab={K}"], out[:-5] + ".log", check=False)
+        alive = re.search(r"use --vocab=(\d+)", tail)
         if alive:
             sh(args + [f"--vocab={alive[1]}"], out[:-5] + ".log")
+        elif tail:
+            sys.exit(f"reproduce.py: error: tokenizer_compress.py failed: {tail} (log: {out[:-5]}.log)")
     return out
 
 
@@ -243,7 +246,9 @@ def verdict(diff, spread, holds, fails):
     """One line: lower is better, diff = claimed-better minus other, in bits per byte."""
     if spread is not None and abs(diff) < 2 * spread:
         return f"**Inconclusive at this scale**: the difference ({diff:+.3f} bpb) is within 2x the seed spread ({spread:.3f})."
-    return f"**Reproduces** ({diff:+.3f} bpb): {holds}" if diff < 0 else f"**Does not reproduce** ({diff:+.3f} bpb): {fails}"
+    seeds = f", seed spread {spread:.3f}" if spread is not None else ", one seed"
+    return f"**Reproduces** ({diff:+.3f} bpb{seeds}): {holds}" if diff < 0 else \
+        f"**Does not reproduce** ({diff:+.3f} bpb{seeds}): {fails}"
 
 
 def plot(fname, xlabel, ylabel, series, bars=None):

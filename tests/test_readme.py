@@ -24,6 +24,7 @@ MINI = {
     "eval.py": ["--limit=3", "--max-new-tokens=5"],
     "inherit.py": ["--n_layer=1", "--n_embd=16", "--n_head=1", "--calib_batches=1", "--eval_batches=1", "--mask_steps=2"],
     "export.py": [],
+    "reproduce.py": ["--only=rounds", "--scale=0.01", "--seeds=1"],   # all studies: tests/test_reproduce.py
 }
 # README commands that are not run: setting up the environment, and the test command itself.
 NOT_RUN = ("python3 -m venv", ". .venv/bin/activate", "pip install")

@@ -46,10 +46,10 @@ def test_one_seed_means_no_spread_and_no_second_runs(monkeypatch):
 
 
 def test_verdicts_say_reproduces_fails_or_inconclusive():
-    assert reproduce.verdict(-0.05, 0.01, "yes", "no").startswith("**Reproduces** (-0.050 bpb): yes")
-    assert reproduce.verdict(0.05, 0.01, "yes", "no").startswith("**Does not reproduce** (+0.050 bpb): no")
+    assert reproduce.verdict(-0.05, 0.01, "yes", "no") == "**Reproduces** (-0.050 bpb, seed spread 0.010): yes"
+    assert reproduce.verdict(0.05, 0.01, "yes", "no") == "**Does not reproduce** (+0.050 bpb, seed spread 0.010): no"
     assert reproduce.verdict(-0.019, 0.01, "yes", "no").startswith("**Inconclusive at this scale**")
-    assert reproduce.verdict(0.001, None, "yes", "no").startswith("**Does not reproduce**")
+    assert reproduce.verdict(0.001, None, "yes", "no") == "**Does not reproduce** (+0.001 bpb, one seed): no"
 
 
 def test_bad_options_are_one_line_errors():
