@@ -41,7 +41,7 @@ BASE = (4, 128, 4, 8 / 3)
 SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": (12, 96, 3, 8 / 3),
           "deep-thin 16x96, FFN 1.5": (16, 96, 3, 1.5), "deep-thin 9x96, FFN 4": (9, 96, 3, 4.0)}
 SOURCE = (12, 192, 6, 8 / 3)      # the larger model that inheritance starts from (trained here first)
-STEPS, TOK_STEPS, SOURCE_STEPS = 150, 100, 250  # optimizer steps at --scale=1: most runs, tokenizer study, source
+STEPS, TOK_STEPS, SOURCE_STEPS = 100, 100, 200  # optimizer steps at --scale=1: most runs, tokenizer study, source
 BATCH, SEQ = 16, 128
 
 
