@@ -1,7 +1,7 @@
 """
 reproduce.py — the paper's design formulas re-run at laptop scale, with a results page (docs/RESULTS.md).
 
-    python reproduce.py                       # all six studies: about 90 minutes on 2 CPU cores
+    python reproduce.py                       # all six studies: about 2 hours on 2 CPU cores
     python reproduce.py --quick               # the same studies on a 1/8 budget, one seed: under 10 minutes
     python reproduce.py --only=rounds         # one study (tokenizer, architecture, inheritance, rounds, batch, together)
 
