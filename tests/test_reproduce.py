@@ -109,7 +109,7 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(toy):
     victim = runs / "batch64-r0.5-s1337"                 # "interrupted": its checkpoint is there, no result
     before, n_log = json.loads((victim / "result.json").read_text()), len(open(victim / "log.jsonl").readlines())
     (victim / "result.json").unlink()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd + ["--only=batch"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     after = {d: (runs / d / "result.json").stat().st_mtime_ns for d in os.listdir(runs)}
     assert after.keys() == results.keys()
