@@ -13,6 +13,7 @@ as `vocab_size`; `param_count()` reports the embedding / LM-head / rest split th
 """
 import math
 import os
+import pickle
 from dataclasses import dataclass, asdict, fields
 
 import torch
@@ -413,26 +414,66 @@ class Transformer(nn.Module):
 # (temp file + rename), so "ckpt.pt" is never half-written; loaded into a Transformer for eval, inherit, export.
 # ------------------------------------------------------------------------------------------------
 def save_checkpoint(obj, path):
+    """Write atomically and durably: a temp file, fsynced, renamed over `path`, then the directory fsynced, so
+    neither a kill nor a power cut leaves a half-written or vanished checkpoint. Only plain data may be
+    saved (tensors, dicts, lists, str, numbers): load_checkpoint reads it with weights_only=True."""
     tmp = path + ".tmp"
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path) or ".")
 
 
-def load_checkpoint(path, device="cpu"):
+def fsync_dir(path):
+    """Make a rename inside `path` durable (POSIX: the directory entry lives in the directory's own data)."""
+    if hasattr(os, "O_DIRECTORY"):                       # not on Windows, where renames need no dir fsync
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def load_checkpoint(path, device="cpu", trust=False):
+    """A checkpoint dict, read with torch.load(weights_only=True): tensors and plain data only, so a file from
+    a stranger cannot run code while it loads (a full unpickle can: any object's __reduce__ is a call).
+    trust=True (the scripts' --trust_checkpoint) unpickles everything once, for an older checkpoint of a
+    source you trust, and says so."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} not found; train one with train.py or check --init_from / --out_dir")
+        raise FileNotFoundError(f"checkpoint {path} not found; train one with train.py or check the path")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a checkpoint file; name the .pt file inside it")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = torch.load(path, map_location=device, weights_only=not trust)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path} holds Python objects beyond tensors and plain data (a checkpoint written before "
+                         f"weights-only saving, or a file that would run code); if you trust its source, "
+                         f"add --trust_checkpoint") from None
     except Exception as e:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); was it written by train.py or inherit.py?") from None
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}); was it written by train.py "
+                         f"or inherit.py?") from None
+    if trust:
+        print(f"trusting {path}: loaded with weights_only=False (a full unpickle, which can run code)")
+        ckpt = plain_checkpoint(ckpt)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise ValueError(f"{path} is not a nanopangu checkpoint (no model / model_config)")
     return ckpt
 
 
-def load_model(path, device="cpu"):
+def plain_checkpoint(ckpt):
+    """An older checkpoint in today's plain form: numpy's RNG state tuple (which holds an ndarray) as a list."""
+    rng = ckpt.get("rng") if isinstance(ckpt, dict) else None
+    if isinstance(rng, dict) and isinstance(rng.get("numpy"), tuple):
+        name, keys, pos, has_gauss, gauss = rng["numpy"]
+        rng["numpy"] = [name, keys.tolist(), pos, has_gauss, gauss]
+    return ckpt
+
+
+def load_model(path, device="cpu", trust=False):
     """(Transformer with the checkpoint's weights, in eval mode, the checkpoint dict): eval.py, inherit.py, export."""
-    ckpt = load_checkpoint(path, device)
+    ckpt = load_checkpoint(path, device, trust)
     model = Transformer(ModelConfig(**ckpt["model_config"])).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt

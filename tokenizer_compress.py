@@ -32,6 +32,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -58,6 +59,14 @@ FORMAT = "nanopangu-tokenizer/1"
 
 
 # ==== Loading and saving. Every script gets its tokenizer from load_tokenizer(): a plain tiktoken.Encoding.
+def bits_per_byte(nats_per_token, n_tokens, n_bytes):
+    """Bits per byte (BPB), the one loss that compares models with different tokenizers: a compact tokenizer
+    makes more, shorter tokens, so its loss per token is lower for the same text and the same model quality.
+    Per byte it is not: total bits = loss (nats/token) x tokens / ln 2, spread over the text's UTF-8 bytes.
+    The one definition train.py, inherit.py and eval.py share (paper, Compact Tokenizer; PAPER.md §1)."""
+    return nats_per_token * n_tokens / (math.log(2) * n_bytes)
+
+
 def load_tokenizer(name_or_path="cl100k_base"):
     """A tiktoken.Encoding: the base encoding by name, or a compressed tokenizer by the path of its
     .json or .tiktoken file. `enc.source` says how to load it again (a name, or the JSON's absolute path);

@@ -55,3 +55,9 @@ def make_shards(tmp_path, docs, K=512, **prepare_kw):
     tc.save_tokenizer(enc, base, str(tmp_path / "tok.json"))
     return prepare(str(tmp_path / "corpus.txt"), out_dir=str(tmp_path / "shards"),
                    tokenizer=str(tmp_path / "tok.json"), **prepare_kw)["out_dir"]
+
+
+def pytest_configure(config):
+    # `python -m pytest -m "not slow" tests` is the fast lane (README): a developer's loop after a change
+    config.addinivalue_line("markers", "slow: end-to-end runs of whole scripts (README commands, reproduce.py, "
+                                       "multi-process training); left out of the fast lane")
