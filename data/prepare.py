@@ -1,26 +1,24 @@
 """
 data/prepare.py — turn text into token shards that train.py reads with np.memmap.
 
-    python data/prepare.py                                  # built-in default: Shakespeare's complete works
-    python data/prepare.py --input=my.txt                   # a .txt / .txt.gz / .jsonl(.gz) file or a folder of them
+    python data/prepare.py                          # built-in default: Shakespeare's complete works
+    python data/prepare.py --input=my.txt           # a .txt(.gz) / .jsonl(.gz) file, or a folder
     python data/prepare.py --input=../shared/data/corpora/gutenberg_children_train.txt.gz \
                            --val_input=../shared/data/corpora/gutenberg_children_val.txt.gz
-    python data/prepare.py --tokenizer=data/tokenizers/shakespeare-16k.json  # re-encode with a compressed tokenizer
+    python data/prepare.py --tokenizer=data/tokenizers/shakespeare-16k.json    # a compact tokenizer
 
-Writes into --out_dir:  train.bin, val.bin   token ids, uint16 when the vocabulary fits, else uint32,
-                                             each document followed by <|endoftext|>
+Writes into --out_dir:  train.bin, val.bin   token ids (uint16 when the vocabulary fits, else
+                                             uint32), each document followed by <|endoftext|>
                         train_docs.npy, val_docs.npy   token offset where each document starts
-                        meta.json            tokenizer identity (name, sha256, vocab), dtype, and per split
-                                             the token, byte and document counts (bits-per-byte needs them)
-Re-running with the same inputs and tokenizer reuses the shards.
+                        meta.json            tokenizer identity (name, sha256, vocab), dtype, and
+                                             per split the token, byte and document counts (BPB)
+Re-running with the same inputs and tokenizer reuses the shards; shards of other text or another
+tokenizer (or of this tokenizer file before it was rewritten) are never replaced without
+--overwrite: a checkpoint trained on them needs them as they are. Documents, and the validation
+split by whole documents: see data/corpus.py.
 
-Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents inside a
-file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field). Validation holds
-out WHOLE documents (deterministic, by a hash of the document), never a random slice of text, unless
---val_input gives a separate held-out set.
-
-Streaming: documents are read, encoded (~4 MB at a time, on all cores) and appended to the shards as they
-come, so memory is bounded by a chunk, not by the corpus (bench/prepare_bench.py measures it).
+Streaming: documents are read, encoded (~4 MB at a time, on all cores) and appended to the shards as
+they come, so memory is bounded by a chunk, not by the corpus (bench/prepare_bench.py measures it).
 """
 import argparse
 import hashlib
@@ -30,6 +28,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from contextlib import ExitStack
 
 import numpy as np
@@ -37,126 +36,144 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__ in (None, ""):                    # run as a script: make the repo root importable
     sys.path.insert(0, os.path.dirname(HERE))
-from data.corpus import SEPARATOR, chunked, corpus_fingerprint, corpus_info, hashed, iter_corpus  # noqa: E402
+from data.corpus import (SEPARATOR, chunked, corpus_fingerprint, corpus_info,  # noqa: E402
+                         hashed, iter_corpus)
 
 SPLITS = ("train", "val")
-CHUNK = 1 << 22           # characters of documents encoded at a time: the memory bound, whatever the corpus size
+CHUNK = 1 << 22           # characters encoded at a time: the memory bound, whatever the corpus size
 
 
 def encode_documents(enc, docs, ex=None):
-    """Tokens (int64) of a list of documents, each followed by <|endoftext|>, and each document's start
-    offset. Threads of `ex` encode in parallel: tiktoken's Rust encoder releases the GIL."""
-    eot = enc._special_tokens[SEPARATOR]
-    encode = lambda d: enc.encode_to_numpy(d, disallowed_special=())    # noqa: E731  (= encode_ordinary)
+    """Tokens (int64) of a list of documents, each followed by <|endoftext|>, and each document's
+    start offset. Threads of `ex` encode in parallel: tiktoken's Rust encoder releases the GIL."""
+    encode = lambda d: enc.encode_to_numpy(d, disallowed_special=())    # noqa: E731 (ordinary)
     parts = list(ex.map(encode, docs) if ex else map(encode, docs))
-    lens = np.fromiter((len(p) + 1 for p in parts), np.int64, len(parts))
-    ids = np.full(int(lens.sum()), eot, np.int64)
-    offsets = np.cumsum(lens) - lens
-    for a, p in zip(offsets.tolist(), parts):
-        ids[a:a + len(p)] = p
-    return ids, offsets
+    lens = np.array([len(p) + 1 for p in parts], np.int64)            # (n_docs,) with <|endoftext|>
+    ids = np.concatenate([np.append(p, enc.eot_token) for p in parts]).astype(np.int64)
+    return ids, np.cumsum(lens) - lens
 
 
 def _write_npy(path, raw_path, n):
-    """A 1-D int64 .npy of the n values in the raw file raw_path, copied through (never all in memory)."""
+    """A 1-D int64 .npy of the n values in the raw file raw_path, copied through, not loaded."""
     with open(path, "wb") as f, open(raw_path, "rb") as raw:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<i8", "fortran_order": False, "shape": (n,)})
+        header = {"descr": "<i8", "fortran_order": False, "shape": (n,)}
+        np.lib.format.write_array_header_1_0(f, header)
         shutil.copyfileobj(raw, f)
+
+
+def check_earlier_shards(out_dir, tok, fingerprint, corpus, overwrite):
+    """The meta.json of shards already in out_dir if they can be reused as they are (same text, same
+    tokenizer), else None when there are none (or --overwrite). Shards of other text or of another
+    tokenizer are refused: one-line errors naming the file, the field and both ways forward."""
+    meta_path = os.path.join(out_dir, "meta.json")
+    if overwrite or not os.path.exists(meta_path):
+        return None
+    try:
+        with open(meta_path, "rb") as f:
+            old = json.load(f)
+    except ValueError as e:                   # not JSON, not UTF-8
+        raise ValueError(f"{meta_path} is not JSON ({e}); pass --overwrite to rebuild") from None
+    old = old if isinstance(old, dict) else {}                  # each field read is checked
+    old_tok = old.get("tokenizer") if isinstance(old.get("tokenizer"), dict) else {}
+    for field, ok in (("fingerprint", isinstance(old.get("fingerprint"), str)),
+                      ("tokenizer", all(isinstance(old_tok.get(k), str) for k in ("sha256", "source")))):
+        if not ok:
+            raise ValueError(f"{meta_path}: field {field!r} is missing or damaged; pass --overwrite")
+    refuse = "choose another --out_dir or pass --overwrite (checkpoints trained on them need them)"
+    if old_tok["sha256"] != tok["sha256"]:
+        # Another tokenizer, or this very file rewritten since (tokenizer_compress.py --overwrite):
+        # either way the shards hold other token ids, the ones a checkpoint was trained on.
+        what = ("as it was before it was rewritten" if old_tok["source"] == tok["source"]
+                else f"(not {tok['source']!r})")
+        raise ValueError(f"{out_dir} holds shards of tokenizer {old_tok['source']!r} {what}; {refuse}")
+    if not old["fingerprint"].startswith("v2:"):
+        print(f"{out_dir} was written by an older data/prepare.py: rebuilding the shards")
+        return None
+    # A read-only pass (no tokenizing) tells whether the shards hold this very text.
+    if old["fingerprint"] != fingerprint(corpus_fingerprint(iter_corpus(*corpus))):
+        raise ValueError(f"{out_dir} holds shards of other input text; {refuse}")
+    return old if all(os.path.exists(os.path.join(out_dir, f"{s}.bin")) for s in SPLITS) else None
 
 
 def prepare(input=None, val_input=None, out_dir=None, tokenizer="cl100k_base", val_every=10, overwrite=False):
     """Write the shards (see the module docstring) and return the meta dict."""
     from tokenizer_compress import load_tokenizer, tokenizer_identity
-    enc = load_tokenizer(tokenizer)
-    tok = tokenizer_identity(enc)
-    name, files = corpus_info(input, val_input, val_every)
-    if out_dir is None:
-        # base encoding: data/<corpus>; a compressed tokenizer (made for one corpus): data/<its file stem>
-        stem = os.path.basename(tokenizer).split(".")[0]
-        out_dir = os.path.join(HERE, name if tokenizer == "cl100k_base" else stem)
-    # Fingerprint of everything the shards depend on: tokenizer, documents and their split (corpus.hashed).
+    enc = load_tokenizer(tokenizer)              # every input is checked before out_dir is touched
+    tok, corpus = tokenizer_identity(enc), (input, val_input, val_every)
+    name, files = corpus_info(*corpus)
+    # Default: data/<corpus> with the base encoding; data/<file stem> with a compressed tokenizer.
+    stem = name if tokenizer == "cl100k_base" else os.path.basename(tokenizer).split(".")[0]
+    out_dir = out_dir or os.path.join(HERE, stem)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out_dir={out_dir} is a file; give a folder for the shards")
+    # Fingerprint of all the shards depend on: tokenizer, documents and their split (corpus.hashed).
     # "v2:": streamed hashing; older meta.json files hold a fingerprint of another formula.
-    fingerprint = lambda corpus_hash: "v2:" + hashlib.sha256((tok["sha256"] + corpus_hash).encode()).hexdigest()  # noqa: E731
-
-    meta_path = os.path.join(out_dir, "meta.json")
-    if os.path.exists(meta_path) and not overwrite:
-        with open(meta_path) as f:
-            old = json.load(f)
-        if not old.get("fingerprint", "").startswith("v2:"):
-            print(f"{out_dir} was written by an older data/prepare.py: rebuilding the shards")
-        elif old["tokenizer"]["sha256"] == tok["sha256"]:
-            # A read-only pass (no tokenizing) tells whether the shards hold this very text.
-            if old.get("fingerprint") != fingerprint(corpus_fingerprint(iter_corpus(input, val_input, val_every))):
-                raise ValueError(f"{out_dir} holds shards of other input text; choose another --out_dir or pass --overwrite")
-            if all(os.path.exists(os.path.join(out_dir, f"{s}.bin")) for s in SPLITS):
-                print(f"reusing {out_dir} (same inputs and tokenizer)")
-                old["out_dir"] = out_dir
-                return old
-        elif old["tokenizer"]["source"] == tok["source"]:    # stale: encoded by an older version of this file
-            print(f"{tok['source']} was rewritten since {out_dir} was made: rebuilding the shards")
-        else:
-            raise ValueError(f"{out_dir} holds shards of tokenizer {old['tokenizer']['name']!r}, not "
-                             f"{tok['name']!r}; choose another --out_dir or pass --overwrite")
-
+    fingerprint = lambda text_sha: "v2:" + hashlib.sha256((tok["sha256"] + text_sha).encode()).hexdigest()
+    if old := check_earlier_shards(out_dir, tok, fingerprint, corpus, overwrite):
+        print(f"reusing {out_dir} (same inputs and tokenizer)")
+        return {**old, "out_dir": out_dir}
+    made, meta_path = not os.path.exists(out_dir), os.path.join(out_dir, "meta.json")
     os.makedirs(out_dir, exist_ok=True)
-    dtype = np.uint16 if enc.n_vocab <= 2 ** 16 else np.uint32
-    meta = {"tokenizer": tok, "dtype": np.dtype(dtype).name, "eot_token": enc._special_tokens[SEPARATOR],
-            "corpus": name, "files": files, "splits": {s: {"tokens": 0, "bytes": 0, "documents": 0} for s in SPLITS}}
-    tmp = {s: (os.path.join(out_dir, f"{s}.bin.tmp"), os.path.join(out_dir, f"{s}_docs.raw.tmp")) for s in SPLITS}
+    dtype = "uint16" if enc.n_vocab <= 2 ** 16 else "uint32"     # the smallest that holds every id
+    meta = dict(tokenizer=tok, dtype=dtype, eot_token=enc.eot_token, corpus=name, files=files,
+                splits={s: Counter(tokens=0, bytes=0, documents=0) for s in SPLITS})   # update adds
+    tmp = {s: [os.path.join(out_dir, s) + ext for ext in (".bin.tmp", "_docs.raw.tmp")] for s in SPLITS}
     h, t0 = hashlib.sha256(), time.time()
     from tqdm import tqdm
     try:
-        with ThreadPoolExecutor(os.cpu_count() or 1) as ex, ExitStack() as files_open, \
+        with ThreadPoolExecutor() as ex, ExitStack() as files_open, \
                 tqdm(unit="char", unit_scale=True, desc="tokenizing", disable=None) as bar:
-            out = {s: [files_open.enter_context(open(p, "wb")) for p in tmp[s]] for s in SPLITS}   # ids, offsets
-            for chunk in chunked(hashed(iter_corpus(input, val_input, val_every), h), CHUNK, lambda p: len(p[1])):
-                for s in SPLITS:              # each split's documents of this chunk, appended to its files
-                    docs = [d for split, d in chunk if split == s]
-                    if docs:
+            # per split: the token ids, and the start offsets of its documents
+            out = {s: [files_open.enter_context(open(p, "wb")) for p in tmp[s]] for s in SPLITS}
+            for chunk in chunked(hashed(iter_corpus(*corpus), h), CHUNK, lambda p: len(p[1])):
+                for s, st in meta["splits"].items():    # this chunk's documents of each split
+                    if docs := [d for split, d in chunk if split == s]:
                         ids, offsets = encode_documents(enc, docs, ex)
-                        st = meta["splits"][s]
                         ids.astype(dtype).tofile(out[s][0])
                         (offsets + st["tokens"]).tofile(out[s][1])      # offsets in the whole split
-                        st["tokens"] += len(ids)
-                        st["documents"] += len(docs)
-                        st["bytes"] += sum(len(d.encode("utf-8")) for d in docs)
+                        st.update(tokens=len(ids), documents=len(docs),    # a Counter: update adds
+                                  bytes=sum(len(d.encode("utf-8")) for d in docs))
                 bar.update(sum(len(d) for _, d in chunk))
         meta["fingerprint"] = fingerprint(h.hexdigest())
-        if os.path.exists(meta_path):         # old shards are replaced below: never leave their meta beside new ones
+        if os.path.exists(meta_path):     # old shards are replaced below: never leave their meta
             os.remove(meta_path)
-        for s in SPLITS:                      # complete: move into place (never a half-written shard)
+        for s in SPLITS:                  # complete: move into place (never a half-written shard)
             _write_npy(tmp[s][1] + ".npy", tmp[s][1], meta["splits"][s]["documents"])
             os.replace(tmp[s][1] + ".npy", os.path.join(out_dir, f"{s}_docs.npy"))
             os.replace(tmp[s][0], os.path.join(out_dir, f"{s}.bin"))
-    finally:                                  # on success, the raw offsets; on an error, every partial file
+    finally:                              # success: the raw offsets go; an error: all partial files
         for p in (p for pair in tmp.values() for path in pair for p in (path, path + ".npy")):
             if os.path.exists(p):
                 os.remove(p)
+        if made and not os.listdir(out_dir):  # an input error: no empty folder left behind
+            os.rmdir(out_dir)
     with open(meta_path + ".tmp", "w") as f:
         json.dump(meta, f, indent=1)
     os.replace(meta_path + ".tmp", meta_path)
-    s = meta["splits"]
-    dt = time.time() - t0
-    print(f"wrote {out_dir}: train {s['train']['tokens']:,} tokens ({s['train']['documents']} docs, "
-          f"{s['train']['bytes']:,} bytes), val {s['val']['tokens']:,} tokens ({s['val']['documents']} docs) "
-          f"with {tok['name']} in {dt:.1f}s ({(s['train']['bytes'] + s['val']['bytes']) / 1e6 / dt:.1f} MB/s)")
-    meta["out_dir"] = out_dir
-    return meta
+    train, val, dt = meta["splits"]["train"], meta["splits"]["val"], time.time() - t0
+    print(f"wrote {out_dir}: train {train['tokens']:,} tokens ({train['documents']} docs, "
+          f"{train['bytes']:,} bytes), val {val['tokens']:,} tokens ({val['documents']} docs) with "
+          f"{tok['name']} in {dt:.1f}s ({(train['bytes'] + val['bytes']) / 1e6 / dt:.1f} MB/s)")
+    return {**meta, "out_dir": out_dir}
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--input", default=None, help="text file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the built-in Shakespeare corpus")
-    p.add_argument("--val_input", default=None, help="separate held-out file/folder; default: hold out 1 in --val_every documents")
-    p.add_argument("--out_dir", default=None, help="default: data/<corpus name>, or data/<tokenizer file stem> with a compressed tokenizer")
-    p.add_argument("--tokenizer", default="cl100k_base", help="base encoding name or a compressed tokenizer path (tokenizer_compress.py)")
-    p.add_argument("--val_every", type=int, default=10, help="hold out one document in this many for validation")
-    p.add_argument("--overwrite", action="store_true", help="replace shards of another tokenizer or input in --out_dir")
-    args = p.parse_args(argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = p.add_argument
+    add("--input", default=None, help="file or folder: .txt, .jsonl, either .gz; default: Shakespeare")
+    add("--val_input", default=None, help="separate held-out file/folder; default: by --val_every")
+    add("--out_dir", default=None, help="default: data/<corpus>, or data/<tokenizer file stem>")
+    add("--tokenizer", default="cl100k_base", help="cl100k_base or a tokenizer_compress.py .json")
+    add("--val_every", type=int, default=10, help="hold out one document in this many")
+    add("--overwrite", action="store_true", help="replace shards of other text or tokenizer")
+    a = p.parse_args(argv)
     try:
-        prepare(args.input, args.val_input, args.out_dir, args.tokenizer, args.val_every, args.overwrite)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        prepare(a.input, a.val_input, a.out_dir, a.tokenizer, a.val_every, a.overwrite)
+    except (ValueError, OSError, RuntimeError) as e:
         sys.exit(f"prepare.py: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("prepare.py: interrupted; no half-written shard is left (re-run the same command)")
 
 
 if __name__ == "__main__":

@@ -104,12 +104,6 @@ def test_rerun_reuses_and_other_text_or_tokenizer_is_refused(tmp_path, capsys):
     prepare(src, out_dir=out)
     assert "reusing" in capsys.readouterr().out
     meta = json.load(open(os.path.join(out, "meta.json")))
-    meta["tokenizer"]["sha256"] = "0" * 64       # the same tokenizer file, rewritten since: stale shards are rebuilt
-    json.dump(meta, open(os.path.join(out, "meta.json"), "w"))
-    prepare(src, out_dir=out)
-    assert "rewritten since" in capsys.readouterr().out
-    assert json.load(open(os.path.join(out, "meta.json")))["tokenizer"]["sha256"] != "0" * 64
-    meta = json.load(open(os.path.join(out, "meta.json")))
     meta["fingerprint"] = "0" * 64               # shards of the older, in-memory prepare.py: rebuilt once
     json.dump(meta, open(os.path.join(out, "meta.json"), "w"))
     prepare(src, out_dir=out)
@@ -158,13 +152,16 @@ def test_default_corpus_is_shakespeare_by_whole_works(shakespeare):
     ("x.txt", lambda p: p.write_bytes(b"ok\n" * 5 + "caf\xe9 au lait".encode("latin1")), r"not UTF-8 text \(bad byte at offset 18\)"),
     ("x.txt.gz", lambda p: p.write_text("plain text, not gzip\n"), "is not a valid gzip file"),
     ("x.txt.gz", lambda p: p.write_bytes(gzip.compress(b"cut short\n" * 100)[:-30]), "is not a valid gzip file"),
+    ("x.txt", lambda p: p.write_bytes("text\n".encode("utf-16")), "iconv -f UTF-16 -t UTF-8"),      # with a BOM
+    ("x.txt", lambda p: p.write_bytes("text\n".encode("utf-16-le")), "iconv -f UTF-16LE -t UTF-8"),
+    ("x.txt", lambda p: p.write_bytes("text\n".encode("utf-16").decode("latin1").encode()), "looks like UTF-16"),
 ])
 def test_clear_errors_and_nothing_written(tmp_path, name, setup, msg):
     p = tmp_path / name
     setup(p)
     with pytest.raises((ValueError, FileNotFoundError), match=msg):
         prepare(str(p), out_dir=str(tmp_path / "out"))
-    assert not os.path.exists(tmp_path / "out") or os.listdir(tmp_path / "out") == []   # no half-written files
+    assert not os.path.exists(tmp_path / "out")              # not even an empty folder
 
 
 def test_bad_jsonl_line(tmp_path):
@@ -193,3 +190,50 @@ def test_real_gzip_corpus_streams_as_whole_books():
     books = [b.removesuffix(f"\n{SEPARATOR}").strip("\n") for b in books]
     assert list(iter_documents(path, 1 << 16)) == [b for b in books if b.strip()] and len(books) >= 10
     assert corpus.corpus_fingerprint(iter_corpus(path)) == corpus.corpus_fingerprint(iter_corpus(path))
+
+
+def test_bad_input_never_destroys_shards_and_errors_are_one_line(tmp_path, monkeypatch):
+    """Issue 25, one table: each case is run through main(argv) after a good run; it must give a one-line
+    error (or the right behaviour), and the earlier shards must stay byte for byte."""
+    import tokenizer_compress as tc
+    src, out, tok = str(tmp_path / "a.txt"), str(tmp_path / "out"), str(tmp_path / "t.json")
+    write_corpus(src)
+    base = load_tokenizer("cl100k_base")
+    small = lambda K: tc.compress(base, tc.count_corpus(base, DOCS, "a"), K, merge_closure=False)[0]  # noqa: E731
+    tc.save_tokenizer(small(300), base, tok)
+    prep.main([f"--input={src}", f"--out_dir={out}", f"--tokenizer={tok}"])
+    shards = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+    meta = json.load(open(os.path.join(out, "meta.json")))
+
+    def rewrite_tokenizer():                # tokenizer_compress.py --overwrite onto the same path
+        tc.save_tokenizer(small(280), base, tok)
+    cases = [   # (what the user did first, arguments, expected one-line error)
+        (rewrite_tokenizer, [f"--tokenizer={tok}"], "as it was before it was rewritten; choose another --out_dir "
+                                                   "or pass --overwrite"),
+        (None, ["--tokenizer=cl100k_base"], "holds shards of tokenizer"),
+        (lambda: open(os.path.join(out, "meta.json"), "w").write("{oops"), [f"--tokenizer={tok}"], "meta.json is not JSON"),
+        (lambda: json.dump({**meta, "tokenizer": "t"}, open(os.path.join(out, "meta.json"), "w")), [f"--tokenizer={tok}"],
+         "meta.json: field 'tokenizer' is missing or damaged; pass --overwrite"),
+        (lambda: json.dump([meta], open(os.path.join(out, "meta.json"), "w")), [f"--tokenizer={tok}"],
+         "meta.json: field 'fingerprint' is missing"),
+        (None, [f"--tokenizer={tmp_path / 'a.txt'}"], "unknown tokenizer"),
+        (lambda: open(tok, "w").write("[]"), [f"--tokenizer={tok}"], "t.json holds a JSON list, not a tokenizer"),
+        (None, [f"--out_dir={src}"], f"--out_dir={src} is a file"),
+        (None, [f"--out_dir={tmp_path / 'new'}", f"--input={tmp_path / 'missing.txt'}"], "does not exist"),
+    ]
+    for setup, args, msg in cases:
+        if setup:
+            setup()
+        with pytest.raises(SystemExit) as e:
+            prep.main([f"--input={src}", f"--out_dir={out}"] + args)
+        assert str(e.value).startswith("prepare.py: error: ") and msg in str(e.value), (args, str(e.value))
+        assert "\n" not in str(e.value) and not os.path.exists(tmp_path / "new")
+        assert {f: open(os.path.join(out, f), "rb").read() for f in shards if f != "meta.json"} == \
+               {f: b for f, b in shards.items() if f != "meta.json"}, args            # byte for byte
+        json.dump(meta, open(os.path.join(out, "meta.json"), "w"))
+    # Ctrl-C while tokenizing: one line; the earlier shards stay
+    monkeypatch.setattr(prep, "encode_documents", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit, match="^prepare.py: interrupted"):
+        prep.main([f"--input={src}", f"--out_dir={out}", "--tokenizer=cl100k_base", "--overwrite"])
+    assert {f: open(os.path.join(out, f), "rb").read() for f in shards if f != "meta.json"} == \
+           {f: b for f, b in shards.items() if f != "meta.json"}

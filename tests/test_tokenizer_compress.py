@@ -1,8 +1,11 @@
-"""Tests for tokenizer_compress.py (the compact tokenizer, paper §3.1). Small synthetic corpora and small K
+"""Tests for tokenizer_compress.py (paper, Compact Tokenizer; ../shared/PAPER.md §1). Small synthetic corpora and small K
 keep them fast; one test uses the built-in Shakespeare corpus (the `shakespeare` fixture fetches it)."""
+import hashlib
+import json
 import os
 import random
 import re
+import shlex
 import subprocess
 import sys
 
@@ -274,8 +277,9 @@ def test_cli_pipeline_and_errors(synth_dir, tmp_path, capsys):
     assert tc.merge_unreachable(enc) == []                             # merge closure is the default
     tc.main(args + ["--vocab=400", "--merge_closure=false"])          # re-run: counts are reused
     out = capsys.readouterr().out
-    assert "reusing counts" in out and "plain t/b" not in out and os.path.exists(os.path.join(out_dir, "synth-400.json"))
-    assert tc.merge_unreachable(tc.load_tokenizer(os.path.join(out_dir, "synth-400.json")))   # the paper's plain top-K
+    plain = os.path.join(out_dir, "synth-400-plain.json")           # the option is in the default name
+    assert "reusing counts" in out and "plain t/b" not in out and os.path.exists(plain)
+    assert tc.merge_unreachable(tc.load_tokenizer(plain))             # the paper's plain top-K
     for bad, msg in (("--vocab=100", "outside 256"), ("--vocab=5000", "keeps only"), ("--vocab=lots", "cannot read"),
                      ("--n_embd=0", "must be positive"), ("--sizes=,", "lists no size")):
         with pytest.raises(SystemExit, match=f"tokenizer_compress.py: error: .*{msg}"):
@@ -331,3 +335,139 @@ def test_shakespeare_8k(base, shakespeare):
     produced = np.bincount(np.concatenate(enc.encode_ordinary_batch(docs)), minlength=enc.n_vocab)
     assert (produced[:8000][non_byte(enc)] > 0).all()
     assert produced.sum() + len(docs) == st_["tokens"]
+
+
+# ---- the paper's plain top-K, on its own ------------------------------------------------------------
+def test_plain_top_k_by_hand():
+    """Bytes first (every string still encodes), then the most frequent others; equal counts by lower id
+    (rank); unused tokens and specials never; at most K in all."""
+    counts = np.array([0, 5, 7, 0, 3, 7, 9, 2, 0, 50])        # ids 0-1: bytes, 9: a special token
+    assert tc.plain_top_k(counts, 5, [0, 1], [9]) == [0, 1, 6, 2, 5]     # 9 > 7 = 7 (id 2 before 5)
+    assert tc.plain_top_k(counts, 99, [0, 1], [9]) == [0, 1, 6, 2, 5, 4, 7]  # 3 and 8 are never used
+    assert tc.plain_top_k(counts, 2, [0, 1], [9]) == [0, 1]
+
+
+def test_merge_closure_false_starts_from_plain_top_k(base, table):
+    """--merge_closure=false is the paper's method: its first (naive) set is plain_top_k's."""
+    byte_ids = [base._mergeable_ranks[bytes([b])] for b in range(256)]
+    naive = tc.build_encoding(base, tc.plain_top_k(table["counts"], 400, byte_ids, base._special_token_values))
+    unused = (tc.reencode(naive, table)[:400] == 0) & non_byte(naive)
+    _, stats = tc.compress(base, table, 400, merge_closure=False)
+    assert stats["dead_naive"] == unused.sum() > 0 and stats["unreachable_naive"] == len(tc.merge_unreachable(naive))
+
+
+# ---- bad input (issues 24, 25): one table, each case a one-line error or the right behaviour -------------
+def edit_json(path, change):
+    info = json.load(open(path))
+    json.dump(change(info), open(path, "w"))
+
+
+def edit_ranks(json_path, change):
+    """Rewrite the .tiktoken lines and record their new sha256, as a careless or hostile hand would."""
+    rpath = json_path[:-5] + ".tiktoken"
+    raw = change(open(rpath, "rb").read().splitlines(True))
+    open(rpath, "wb").write(b"".join(raw))
+    edit_json(json_path, lambda i: {**i, "ranks_sha256": hashlib.sha256(b"".join(raw)).hexdigest()})
+
+
+class Evil:
+    def __reduce__(self):
+        return (open, ("PWNED", "w"))           # unpickling this creates a file
+
+
+TOKENIZER_FILE_CASES = [   # (change made to a good tokenizer's files, expected one-line error)
+    (lambda j: edit_json(j, lambda i: [i]), "holds a JSON list, not a tokenizer"),
+    (lambda j: open(j, "w").write("{not json"), "is not JSON"),
+    (lambda j: edit_json(j, lambda i: {k: v for k, v in i.items() if k != "ranks_file"}), 'field "ranks_file" must be a str, not null'),
+    (lambda j: edit_json(j, lambda i: {**i, "special_tokens": [["<|endoftext|>", 300]]}), 'field "special_tokens" must be a dict'),
+    (lambda j: edit_json(j, lambda i: {**i, "new_to_old": "0 1 2"}), 'field "new_to_old" must be a list'),
+    (lambda j: edit_json(j, lambda i: {**i, "name": 7}), 'field "name" must be a str, not 7'),
+    (lambda j: edit_json(j, lambda i: {**i, "format": "x"}), "field \"format\" must be 'nanopangu-tokenizer/1'"),
+    (lambda j: edit_json(j, lambda i: {**i, "special_tokens": {"<|endoftext|>": 5}}), "an id of its own"),   # = '&'
+    (lambda j: edit_json(j, lambda i: {**i, "new_to_old": i["new_to_old"][:-2]}), '"new_to_old" must hold one'),
+    (lambda j: edit_json(j, lambda i: {**i, "pat_str": "("}), 'field "pat_str": '),
+    (lambda j: edit_ranks(j, lambda lines: lines + [lines[300].split()[0] + b" 400\n"]), "a token is listed twice"),
+    (lambda j: edit_ranks(j, lambda lines: lines[:-1] + [lines[-1].split()[0] + b" 7\n"]), "a rank is listed twice"),
+    (lambda j: edit_ranks(j, lambda lines: lines + [b"no-base64! 400\n"]), 'line 401: expected "base64(token) rank"'),
+    (lambda j: open(j[:-5] + ".tiktoken", "ab").write(b"eHl6 400\n"), "sha256 differs"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(TOKENIZER_FILE_CASES)))
+def test_bad_tokenizer_files_get_one_line_errors(base, compressed, tmp_path, case):
+    """Every JSON and ranks error names the file (and the field or line); nothing is unpickled."""
+    change, msg = TOKENIZER_FILE_CASES[case]
+    path = str(tmp_path / "t.json")
+    tc.save_tokenizer(compressed[400], base, path)
+    change(path)
+    with pytest.raises(ValueError) as e:
+        tc.load_tokenizer(path)
+    assert msg in str(e.value) and "t.json" in str(e.value) or "t.tiktoken" in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_counts_file_is_loaded_without_pickle(base, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "evil.npz", meta=np.array([Evil()], dtype=object), counts=np.zeros(3))
+    with pytest.raises(ValueError, match="evil.npz is not a counts file.*Object arrays cannot be loaded"):
+        tc.load_counts(str(tmp_path / "evil.npz"), base)
+    assert not os.path.exists(tmp_path / "PWNED")
+
+
+def cli_cases(synth, tmp):
+    """(arguments, files that must stay byte for byte, expected one-line error or None: success)."""
+    out, tok = str(tmp / "t.json"), str(tmp / "tok")
+    utf16, nul = tmp / "u16.txt", tmp / "nul.txt"
+    utf16.write_bytes("Some text.\nMore text.\n".encode("utf-16"))
+    nul.write_bytes("Some text.\nMore text.\n".encode("utf-16").decode("latin1").encode())  # iconv -f latin1
+    return [
+        ([f"--out={out}", "--vocab=300"], [out], "write elsewhere with --out=PATH, or replace it with --overwrite"),
+        ([f"--out={out}", "--vocab=400"], [out], None),                        # the same result: kept as is
+        ([f"--out={tmp}", "--vocab=400"], [out], f"--out={tmp} must end in .json"),
+        ([f"--out={tmp / 'd.json'}", "--vocab=400"], [out], "d.json is a folder"),
+        ([f"--out_dir={out}", "--vocab=400"], [out], f"--out_dir={out} is a file, not a folder"),
+        ([f"--out={synth / 'part0.txt'}"], [out], "must end in .json"),
+        ([f"--input={out}", f"--out={out}"], [out], "is an input of this run"),
+        ([f"--input={utf16}"], [out], "iconv -f UTF-16 -t UTF-8"),
+        ([f"--input={nul}"], [out], "looks like UTF-16 (or binary)"),
+    ]
+
+
+def test_cli_never_destroys_a_tokenizer_and_errors_are_one_line(synth_dir, tmp_path, capsys, monkeypatch):
+    """Issue 25: a rerun never rewrites a tokenizer that checkpoints may need; bad paths and inputs get one line."""
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "d.json").mkdir()
+    base_args = [f"--input={synth_dir}", f"--out_dir={tmp_path / 'tok'}", "--sizes=400"]
+    tc.main(base_args + [f"--out={tmp_path / 't.json'}", "--vocab=400"])
+    for args, kept, msg in cli_cases(synth_dir, tmp_path):
+        before = {p: open(p, "rb").read() for p in kept + [p[:-5] + ".tiktoken" for p in kept]}
+        if msg is None:
+            tc.main(base_args + args)
+            assert "kept the identical" in capsys.readouterr().out
+        else:
+            with pytest.raises(SystemExit) as e:
+                tc.main(base_args + args)
+            assert str(e.value).startswith("tokenizer_compress.py: error: ") and msg in str(e.value), (args, e.value)
+            assert "\n" not in str(e.value)
+        assert all(open(p, "rb").read() == b for p, b in before.items()), args     # byte for byte
+    # --overwrite replaces; the default name carries every option that changes the result
+    tc.main(base_args + [f"--out={tmp_path / 't.json'}", "--vocab=300", "--overwrite"])
+    assert tc.load_tokenizer(str(tmp_path / "t.json")).n_vocab == 301
+    for extra in ([], ["--merge_closure=false"], ["--val_every=5"]):
+        tc.main(base_args + ["--vocab=400"] + extra)
+    assert sorted(f for f in os.listdir(tmp_path / "tok") if f.endswith(".json") and "-4" in f) == [
+        "synth-400-every5.json", "synth-400-plain.json", "synth-400.json"]
+    # Ctrl-C: one line, not a traceback
+    monkeypatch.setattr(tc, "count_corpus", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit, match=r"^tokenizer_compress.py: interrupted; no tokenizer written"):
+        tc.main(base_args + ["--recount"])
+
+
+def test_next_command_quotes_paths_with_spaces(docs, tmp_path, capsys):
+    spaced = tmp_path / "my corpus"
+    spaced.mkdir()
+    (spaced / "a.txt").write_text(SEP.join(docs[:20]))
+    tc.main([f"--input={spaced}", f"--out_dir={tmp_path / 'tok'}", "--sizes=300", "--vocab=300"])
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")][0]
+    assert shlex.split(line[len("next: "):]) == ["python", "data/prepare.py",
+                                                 f"--tokenizer={tmp_path / 'tok' / 'my corpus-300.json'}", f"--input={spaced}"]
