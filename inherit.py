@@ -1,107 +1,102 @@
 """
-inherit.py — parameter inheritance (PanGu-π Pro, paper §3.3; ../shared/PAPER.md §3): initialise a tiny
-model from a larger trained one instead of at random, the paper's largest single gain.
+inherit.py — parameter inheritance (paper, Parameter Inheritance; ../shared/PAPER.md §3): start a
+tiny model from a larger trained one instead of at random, the paper's largest gain (+3.26 [paper]).
 
     python inherit.py --src=out/ckpt.pt --out=out_small/init.pt --n_layer=4 --n_embd=128 \
                       --layers=edges --width=taylor --calib=data/shakespeare-compact
-    python train.py --init_from=out_small/init.pt --n_layer=4 ...     # trains it like any checkpoint
+    python train.py --init_from=out_small/init.pt ...     # trains it like any checkpoint
 
-The student takes a subset of the source along three axes, in this order:
-  1. tokens  (--tokenizer): with a tokenizer compressed from the source's, the embedding / LM-head rows of
-             the kept tokens (paper §3.1 meets §3.3). Everything after runs on this sliced source.
-  2. layers  (--layers): which whole blocks survive; the paper finds the first and last matter most.
-  3. width   (--width): inside the kept layers, which attention heads (whole heads, head size kept; with
-             grouped-query attention whole kv groups), SwiGLU neurons (rows of gate/up, columns of down)
-             and hidden channels (ONE channel set shared by the embedding, the LM head, every RMSNorm weight
-             and every projection's input/output, so the residual stream stays aligned) are kept, by an
-             importance score computed on calibration data of the depth-pruned source.
-Kept units stay in their original order, so inheriting into the source's own shape is the identity.
+The student is a subset of the source along three axes, in order: 1. tokens (--tokenizer: one
+compressed from the source's tokenizer keeps its tokens' embedding and LM-head rows; paper, Compact
+Tokenizer; PAPER.md §1); 2. layers (--layers: whole blocks); 3. width (--width: attention heads or
+kv groups, SwiGLU neurons, and ONE set of hidden channels for every matrix and RMSNorm, so the
+residual stream stays aligned). Units keep their order: the source's own shape gives it back.
 """
 import argparse
 import copy
 import json
 import math
 import os
+import shlex
 import sys
 from dataclasses import asdict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from model import ModelConfig, PRESETS, RMSNorm, Transformer, load_model, padded_vocab, save_checkpoint
+from tokenizer_compress import bits_per_byte
 
 LAYER_STRATEGIES = ("first", "last", "uniform", "edges", "importance")
-WIDTH_METRICS = ("random", "l1", "l2", "taylor", "activation", "learnable")
-SHAPE = ("n_layer", "n_embd", "n_head", "n_kv_head", "ffn_ratio")   # what a student may change
+SHAPE = ("n_layer", "n_embd", "n_head", "n_kv_head", "ffn_ratio")    # what a student may change
+CALIB_SLICE = 0.05     # calibration windows: the last 5% of train.bin, a fixed region at any seed
+STREAMS = ("score", "masks", "report")      # own windows for scores, mask training, printed losses
 
 
-# ==== Calibration data: random windows of a data/prepare.py shard folder (seeded: the same every run).
+# ==== Calibration data: seeded windows from the end of a data/prepare.py folder's train split.
 class Calib:
-    def __init__(self, folder, seq_len, batch_size, seed):
+    """All choices and printed losses use windows of the end of train.bin (CALIB_SLICE), never
+    val.bin: units picked by their val loss would later be evaluated on the text that picked them.
+    The source trained on this slice too; fine: calibration asks what the source computes."""
+    def __init__(self, folder, tok, seq_len, batch_size, seed):
         meta_path = os.path.join(folder, "meta.json")
         if not os.path.exists(meta_path):
-            raise FileNotFoundError(f"{meta_path} not found: --calib must be a folder written by data/prepare.py")
+            raise FileNotFoundError(f"{meta_path} not found: is --calib a data/prepare.py folder?")
         with open(meta_path) as f:
             self.meta = json.load(f)
-        self.folder, self.T, self.B, self.seed = folder, seq_len, batch_size, seed
+        if self.meta["tokenizer"]["sha256"] != tok["sha256"]:      # ids must mean the same tokens
+            raise ValueError(f"{folder} was made with tokenizer {self.meta['tokenizer']['name']!r}"
+                             f", the student uses {tok['name']!r}; prepare it with that one")
+        train = np.memmap(os.path.join(folder, "train.bin"), dtype=self.meta["dtype"], mode="r")
+        self.tokens = train[int(len(train) * (1 - CALIB_SLICE)):]          # a view: nothing is read
+        if len(self.tokens) <= seq_len + 1:
+            raise ValueError(f"the last {CALIB_SLICE:.0%} of {folder}/train.bin: {len(self.tokens)} "
+                             f"tokens, under one window; lower --seq_len or prepare more text")
+        self.T, self.B, self.seed = seq_len, batch_size, seed    # B windows of T+1 tokens a batch
 
-    def batches(self, n, split="train", offset=0):
-        """n batches (x, y) of B windows of T+1 tokens; batch i is fixed by (seed, split, offset + i)."""
-        tokens = np.memmap(os.path.join(self.folder, f"{split}.bin"), dtype=self.meta["dtype"], mode="r")
-        if len(tokens) <= self.T + 1:
-            raise ValueError(f"{self.folder}/{split}.bin has {len(tokens)} tokens: fewer than one window of "
-                             f"--seq_len={self.T}; lower it or prepare more text")
-        for i in range(offset, offset + n):
-            starts = np.random.default_rng([self.seed, split == "val", i]).integers(0, len(tokens) - self.T - 1, self.B)
-            x = torch.from_numpy(np.stack([tokens[s:s + self.T + 1] for s in starts]).astype(np.int64))
-            yield x[:, :-1], x[:, 1:]
-
-    def bits_per_byte(self, loss, split="val"):
-        s = self.meta["splits"][split]
-        return loss / math.log(2) * s["tokens"] / s["bytes"]          # nats/token -> bits/byte
-
-
-def bar(it, n, desc):
-    from tqdm import tqdm
-    return tqdm(it, total=n, desc=desc, leave=False, dynamic_ncols=True)
+    def batches(self, n, stream, desc):          # n batches (x, y); batch i is (seed, stream, i)'s
+        from tqdm import tqdm
+        for i in tqdm(range(n), desc=desc, leave=False, dynamic_ncols=True):
+            rng = np.random.default_rng([self.seed, STREAMS.index(stream), i])
+            starts = rng.integers(0, len(self.tokens) - self.T, self.B)           # (B,)
+            x = np.stack([self.tokens[s:s + self.T + 1] for s in starts]).astype(np.int64)
+            yield torch.from_numpy(x[:, :-1]), torch.from_numpy(x[:, 1:])         # (B, T) each
 
 
 @torch.no_grad()
-def calib_loss(model, calib, n_batches, desc="calibration loss"):
-    """Mean LM loss (nats/token) on n_batches fixed held-out windows (the val split)."""
-    model.eval()
-    return sum(model(x, y)[1].item() for x, y in bar(calib.batches(n_batches, "val"), n_batches, desc)) / n_batches
+def calib_loss(model, calib, n_batches, stream, desc):      # mean LM loss (nats/token) of a stream
+    total = 0.0
+    for x, y in calib.batches(n_batches, stream, desc):
+        _, loss = model.eval()(x, y)
+        total += loss.item()
+    return total / n_batches
 
 
-# ==== 1. Tokens: the embedding / LM-head rows of a compressed tokenizer's kept tokens (paper §3.1).
-def slice_vocab(sd, cfg, tok, tokenizer_path):
-    """(state dict, config, tokenizer identity) for the compressed tokenizer: row new_id of tok_emb / lm_head
-    = row new_to_old[new_id] of the source, so the logits of kept tokens are unchanged. The vocabulary is padded
-    to model.padded_vocab with copies of the source's padding rows (training taught them to stay unlikely)."""
+# ==== 1. Tokens: the embedding / LM-head rows of a compressed tokenizer's kept tokens.
+def slice_vocab(state, cfg, tok, tokenizer_path):
+    """(state dict, config, tokenizer identity) for the compressed tokenizer: row new_id of tok_emb
+    and lm_head = the source's row new_to_old[new_id], so the kept tokens' logits are unchanged."""
     from tokenizer_compress import load_tokenizer, tokenizer_identity, tokenizer_info
     info, enc = tokenizer_info(tokenizer_path), load_tokenizer(tokenizer_path)
     if info["source"]["sha256"] != tok["sha256"]:
-        raise ValueError(f"{tokenizer_path} was compressed from {info['source']['name']!r}, but the source model uses "
-                         f"{tok['name']!r}; compress the source's own tokenizer (tokenizer_compress.py)")
+        raise ValueError(f"{tokenizer_path} was compressed from {info['source']['name']!r}, but "
+                         f"the source model uses {tok['name']!r}; compress the source's own")
     if cfg.vocab_size < tok["n_vocab"]:
-        raise ValueError(f"the source has {cfg.vocab_size:,} embedding rows, fewer than the {tok['n_vocab']:,} ids of its "
-                         f"tokenizer {tok['name']!r}; is its tokenizer record wrong?")
-    new_to_old = torch.tensor(enc.new_to_old)
+        raise ValueError(f"the source has {cfg.vocab_size:,} embedding rows, fewer than the "
+                         f"{tok['n_vocab']:,} ids of its tokenizer {tok['name']!r}; is it wrong?")
     V, old_pad = padded_vocab(enc.n_vocab), torch.arange(tok["n_vocab"], cfg.vocab_size)
-    sd = dict(sd)
-    for k in ("tok_emb.weight", "lm_head.weight"):
-        w = sd[k]
-        pad = w[old_pad[torch.arange(V - enc.n_vocab) % len(old_pad)]] if len(old_pad) else w.new_zeros(V - enc.n_vocab, w.size(1))
-        sd[k] = torch.cat([w[new_to_old], pad])
-    return sd, ModelConfig(**{**asdict(cfg), "vocab_size": V}), tokenizer_identity(enc)
+    pad = old_pad[torch.arange(V - enc.n_vocab) % len(old_pad)] if len(old_pad) else None
+    for k in ("tok_emb.weight", "lm_head.weight"):       # padding rows: copies of the source's,
+        w = state[k]                                      # which training taught to stay unlikely
+        rest = w[pad] if pad is not None else w.new_zeros(V - enc.n_vocab, w.size(1))
+        state = {**state, k: torch.cat([w[enc.new_to_old], rest])}     # (V, C); the caller's stays
+    return state, ModelConfig(**{**asdict(cfg), "vocab_size": V}), tokenizer_identity(enc)
 
 
 # ==== 2. Layers: which whole blocks the student keeps.
-def with_layers(model, layers):
-    """A model that shares the source's weights (no copies) but runs only the given blocks."""
+def with_layers(model, layers):             # the source's weights (no copies), running only these
     m = copy.copy(model)
-    m._modules = dict(model._modules)                      # its own module table: the source stays whole
+    m._modules = dict(model._modules)              # its own module table: the source stays whole
     m.layers = torch.nn.ModuleList(model.layers[i] for i in layers)
     m.config = ModelConfig(**{**asdict(model.config), "n_layer": len(layers)})
     return m
@@ -109,321 +104,346 @@ def with_layers(model, layers):
 
 @torch.no_grad()
 def choose_layers(strategy, model, n, calib, n_batches):
-    """Indices (increasing) of the n kept source layers, of L.
-    first / last: layers 0..n-1 / L-n..L-1.  uniform: every (L/n)-th from layer 0, i*L//n.
-    edges: the first ceil(n/2) and the last floor(n/2), dropping a middle block (the paper: the first and last
-    layers matter most, intermediate ones are redundant).  importance: the n layers whose removal raises the
-    calibration loss most. We measure the LOSS increase (as the paper did, by removing layers and evaluating),
-    not Minitron's 1 - cos(input, output): the cosine is a proxy for what skipping does to the residual stream,
-    the loss is what we want to keep low, and L extra calibration passes are cheap at a tiny model's depth.
+    """Indices (increasing) of the n kept layers of the source's L. first / last: 0..n-1 / L-n..L-1.
+    uniform: the whole depth, BOTH ends included: i*(L-1)/(n-1) rounded half up for i = 0..n-1
+    (8 -> 4 keeps 0, 2, 5, 7); the step is >= 1, so none repeats; n = 1 keeps layer 0. edges: the
+    first ceil(n/2) and the last floor(n/2) (the paper: the first and last layers matter most, the
+    middle ones are redundant). importance: the n whose removal raises the calibration loss most:
+    the LOSS, as the paper measured [reported], not Minitron's 1 - cos(input, output), its proxy.
     A comma list (0,1,5,11) keeps those layers."""
     L = len(model.layers)
-    if strategy in LAYER_STRATEGIES and n == L:
-        return list(range(L))
-    if strategy == "first":
-        return list(range(n))
-    if strategy == "last":
-        return list(range(L - n, L))
-    if strategy == "uniform":
-        return [i * L // n for i in range(n)]
-    if strategy == "edges":
-        return list(range((n + 1) // 2)) + list(range(L - n // 2, L))
+    half_up = lambda i: (2 * i * (L - 1) + n - 1) // (2 * (n - 1))    # floor(i(L-1)/(n-1) + 1/2)
+    fixed = {"first": range(n), "last": range(L - n, L), "edges": [*range((n + 1) // 2),
+             *range(L - n // 2, L)], "uniform": map(half_up, range(n)) if n > 1 else [0]}
+    if strategy in fixed or (strategy == "importance" and n == L):
+        return list(fixed.get(strategy, range(L)))
     if strategy == "importance":
-        base = calib_loss(model, calib, n_batches, "layer importance: full model")
-        rise = []
-        for i in range(L):
-            skipped = with_layers(model, [j for j in range(L) if j != i])
-            rise.append(calib_loss(skipped, calib, n_batches, f"layer importance: without layer {i}") - base)
-        print("loss rise when a layer is skipped: " + " ".join(f"{i}:{r:+.3f}" for i, r in enumerate(rise)))
-        return sorted(torch.tensor(rise).topk(n).indices.tolist())
+        base = calib_loss(model, calib, n_batches, "score", "layer importance: full model")
+        rise = torch.tensor([calib_loss(with_layers(model, [j for j in range(L) if j != i]), calib,
+                                        n_batches, "score", f"skip {i}") for i in range(L)]) - base
+        print("loss rise when a layer is skipped:", *(f"{i}:{r:+.3f}" for i, r in enumerate(rise)))
+        return sorted(rise.topk(n).indices.tolist())
     try:
         layers = sorted(int(s) for s in strategy.split(","))
     except ValueError:
-        raise ValueError(f"--layers={strategy!r}: choose {', '.join(LAYER_STRATEGIES)} or a list like 0,1,5,11") from None
+        raise ValueError(f"--layers={strategy!r}: choose {', '.join(LAYER_STRATEGIES)} or a list "
+                         f"like 0,1,5,11") from None
     if len(set(layers)) != len(layers) or layers[0] < 0 or layers[-1] >= L or len(layers) != n:
-        raise ValueError(f"--layers={strategy}: give {n} different layer indices in 0..{L - 1} (the source has {L} layers)")
+        raise ValueError(f"--layers={strategy}: give {n} different layer indices in 0..{L - 1} "
+                         f"(the source has {L} layers)")
     return layers
 
 
-# ==== 3. Width: an importance score per unit; the student keeps the top-k.
-#   heads (L', H), neurons (L', F), channels (C,) of the depth-pruned source (L' kept layers).
-def unit_sums(sal, cfg, n_layer):
-    """Sum a per-weight saliency (a dict like the state dict) over each unit's weights.
-    head h: rows h*D..(h+1)*D of q_proj + the same columns of o_proj.  neuron i: row i of gate and up + column i
-    of down.  channel c: column c of the embedding, LM head and every q/k/v/gate/up; row c of every o/down;
-    entry c of every RMSNorm weight."""
-    H, D, C = cfg.n_head, cfg.head_dim, cfg.n_embd
-    heads, neurons, channels = [], [], sal["tok_emb.weight"].sum(0) + sal["norm.weight"]
-    if not cfg.tie_embeddings:
-        channels = channels + sal["lm_head.weight"].sum(0)
-    for l in range(n_layer):
-        w = {k.split(".", 2)[2]: v for k, v in sal.items() if k.startswith(f"layers.{l}.")}
-        heads.append(w["attn.q_proj.weight"].view(H, D, C).sum((1, 2)) + w["attn.o_proj.weight"].view(C, H, D).sum((0, 2)))
-        neurons.append(w["ffn.gate_proj.weight"].sum(1) + w["ffn.up_proj.weight"].sum(1) + w["ffn.down_proj.weight"].sum(0))
-        channels = channels + w["attn_norm.weight"] + w["ffn_norm.weight"]
-        for k in ("attn.q_proj", "attn.k_proj", "attn.v_proj", "ffn.gate_proj", "ffn.up_proj"):
-            channels = channels + w[k + ".weight"].sum(0)
-        channels = channels + w["attn.o_proj.weight"].sum(1) + w["ffn.down_proj.weight"].sum(1)
-    return {"heads": torch.stack(heads), "neurons": torch.stack(neurons), "channels": channels}
+# ==== 3. Width: a score per unit of the depth-pruned source (L' layers); the student keeps the
+#   top-k: heads (L', H) query heads, groups (L', Hkv) kv groups, neurons (L', F), channels (C,).
+#   One function per metric (paper, Parameter Inheritance; PAPER.md §3, whose averages are quoted).
+def unit_sums(per_weight, cfg):
+    """Sum a per-weight quantity (a dict like the state dict: |w|, w², w·dL/dw) over each unit's
+    weights, i.e. over everything that leaves the model with the unit. A kv group's k and v rows
+    count ONCE, in the group's score: they leave only with the whole group; one query head leaves
+    without them (the group's other heads still read them), so a head's own score, which ranks
+    heads INSIDE a kept group, has none. Under multi-head attention (g = 1) a group is one head."""
+    H, Hkv, D, C = cfg.n_head, cfg.kv_heads, cfg.head_dim, cfg.n_embd
+    channels = per_weight["tok_emb.weight"].sum(0) + per_weight["norm.weight"]   # column c, entry c
+    if not cfg.tie_embeddings:                      # tied: the embedding's entry already holds it
+        channels = channels + per_weight["lm_head.weight"].sum(0)
+    heads, groups, neurons = [], [], []                                # one row per kept layer
+    for l in range(cfg.n_layer):
+        w = lambda name: per_weight[f"layers.{l}.{name}.weight"]
+        q, k, v, o = (w(f"attn.{x}_proj") for x in "qkvo")  # (H*D, C), (Hkv*D, C) x 2, (C, H*D)
+        gate, up, down = (w(f"ffn.{x}_proj") for x in ("gate", "up", "down"))   # (F, C) x 2, (C, F)
+        heads.append(q.view(H, D, C).sum((1, 2)) + o.view(C, H, D).sum((0, 2)))  # q rows, o columns
+        kv = (k + v).view(Hkv, D, C).sum((1, 2))                      # (Hkv,): k, v rows of group j
+        groups.append(heads[-1].view(Hkv, H // Hkv).sum(1) + kv)     # + its g = H/Hkv heads
+        neurons.append(gate.sum(1) + up.sum(1) + down.sum(0))        # rows of gate, up; down column
+        channels = channels + w("attn_norm") + w("ffn_norm") + o.sum(1) + down.sum(1) \
+            + sum(m.sum(0) for m in (q, k, v, gate, up))     # rows of o, down; columns of the rest
+    return {"heads": torch.stack(heads), "groups": torch.stack(groups),
+            "neurons": torch.stack(neurons), "channels": channels}
 
 
-def width_scores(metric, model, calib, n_batches, keep, args):
-    """Importance of every head, neuron and channel (higher = keep). l2 ranks by the sum of squares, which orders
-    units exactly as their L2 norm does.  taylor: sum over calibration batches of |w * dL/dw| (first-order loss
-    change if the weight were removed).  activation: mean |activation| on calibration data (Minitron, no
-    gradients): the o_proj input of each head, the down_proj input of each neuron, the RMSNorm outputs of
-    each channel.  learnable: see learn_masks()."""
+def random_scores(model, calib, student, args):
+    """A random subset of units: the control that shows what an informed metric adds. (Not the
+    paper's "random init" row, 42.06 [reported], which trains from scratch: train.py does that.)"""
+    cfg, L, g = model.config, len(model.layers), torch.Generator().manual_seed(args.seed)
+    return {"heads": torch.rand(L, cfg.n_head, generator=g), "channels": torch.rand(cfg.n_embd,
+            generator=g), "neurons": torch.rand(L, cfg.ffn_hidden, generator=g)}
+
+
+def magnitude_scores(power):
+    """--width=l1 / l2: sum |w|^power over a unit's weights (squares rank as the L2 norm does). Li
+    et al. 2017, "Pruning Filters for Efficient ConvNets"; the paper: 46.06, 47.00 [reported]."""
+    return lambda model, calib, student, args: unit_sums(
+        {k: p.detach().abs() ** power for k, p in model.named_parameters()}, model.config)
+
+
+def taylor_scores(model, calib, student, args):
+    """First-order Taylor estimate of the loss change when unit S is removed (Molchanov et al. 2019,
+    "Importance Estimation for Neural Network Pruning"; the paper's Taylor row: 47.90 [reported]).
+    Removing S moves each of its weights by -w, so to first order dL = -sum_{s in S} w_s dL/dw_s:
+    the score is |sum_{s in S} w_s dL/dw_s|, summed over the unit's weights WITH signs, then |.|
+    (Molchanov square it: the same ranking). Not the element-wise sum of |w dL/dw| this file once
+    used, which adds up contributions that cancel when the unit leaves as a whole."""
+    model.eval().zero_grad(set_to_none=True)
+    for x, y in calib.batches(args.calib_batches, "score", "taylor importance"):
+        _, loss = model(x, y)                    # L: the mean loss over ALL calibration batches
+        (loss / args.calib_batches).backward()   # .grad sums them BEFORE |.|: sign flips cancel
+    first_order = {k: p.detach() * p.grad for k, p in model.named_parameters()}   # w dL/dw, signed
+    model.zero_grad(set_to_none=True)                   # the source is scored, not changed
+    return {kind: s.abs() for kind, s in unit_sums(first_order, model.config).items()}
+
+
+@torch.no_grad()
+def activation_scores(model, calib, student, args):
+    """Mean |activation| on calibration tokens, no gradients (Minitron: Muralidharan et al. 2024,
+    "Compact Language Models via Pruning and Knowledge Distillation"). A kv group scores its heads'
+    sum: its k and v act only through their outputs."""
     cfg, L = model.config, len(model.layers)
-    params = dict(model.named_parameters())
-    if metric == "random":
-        g = torch.Generator().manual_seed(args.seed)
-        return {"heads": torch.rand(L, cfg.n_head, generator=g), "neurons": torch.rand(L, cfg.ffn_hidden, generator=g),
-                "channels": torch.rand(cfg.n_embd, generator=g)}
-    if metric in ("l1", "l2"):
-        return unit_sums({k: p.detach().abs() if metric == "l1" else p.detach() ** 2 for k, p in params.items()}, cfg, L)
-    if metric == "taylor":
-        sal = {k: torch.zeros_like(p) for k, p in params.items()}
-        model.eval()
-        for x, y in bar(calib.batches(n_batches), n_batches, "taylor importance"):
-            model.zero_grad(set_to_none=True)
-            model(x, y)[1].backward()
-            for k, p in params.items():
-                sal[k] += (p.detach() * p.grad).abs()
-        model.zero_grad(set_to_none=True)
-        return unit_sums(sal, cfg, L)
-    if metric == "activation":
-        acc = {"heads": torch.zeros(L, cfg.n_head), "neurons": torch.zeros(L, cfg.ffn_hidden), "channels": torch.zeros(cfg.n_embd)}
-
-        def add(kind, l):
-            def hook(mod, inp, out=None):
-                a = (out[0] if isinstance(out, tuple) else out) if out is not None else inp[0]
-                a = a.detach().abs().mean((0, 1))                                       # (units,) or (H*D,)
-                if kind == "channels":
-                    acc[kind] += a
-                else:
-                    acc[kind][l] += a.view(cfg.n_head, -1).mean(1) if kind == "heads" else a
-            return hook
-        hooks = [m.register_forward_hook(add("channels", None)) for m in model.modules() if isinstance(m, RMSNorm)]
-        for l, blk in enumerate(model.layers):
-            hooks += [blk.attn.o_proj.register_forward_pre_hook(add("heads", l)),
-                      blk.ffn.down_proj.register_forward_pre_hook(add("neurons", l))]
-        with torch.no_grad():
-            for x, _ in bar(calib.batches(n_batches), n_batches, "activation importance"):
-                model(x)
-        for h in hooks:
-            h.remove()
-        return acc
-    if metric == "learnable":
-        return learn_masks(model, calib, keep, args)
-    raise ValueError(f"--width={metric!r}: choose one of {', '.join(WIDTH_METRICS)}")
-
-
-def learn_masks(model, calib, keep, args):
-    """The paper's best criterion, whose training it did not publish (PAPER.md §3). Our choice: a learnable score
-    s_u per unit and a top-k mask relaxed by a sigmoid whose temperature anneals to zero,
-
-        m_u = sigmoid((s_u - theta) / t),   theta = midpoint of the k-th and (k+1)-th largest s (per layer for
-                                            heads and neurons, global for channels),  t: t0 -> t1 geometrically,
-
-    trained with Adam on the LM loss of the masked source (weights frozen) over --mask_steps calibration batches;
-    then the top-k scores are kept. Why not Sheared-LLaMA's hard-concrete gates with a Lagrangian: its size is met
-    only in expectation, and a few hundred CPU steps do not settle the multipliers. Here exactly k units have
-    m > 1/2 at every step, so the size constraint holds by construction, and as t -> 0 the masked source
-    becomes the student itself. Why not a hard top-k forward with a straight-through backward: hidden channels
-    are chained through the residual stream, so a channel that is off everywhere gets zero gradient and can
-    never come back; the soft masks of early steps let every unit show its value.
-    Masking: a head's slice of the o_proj input, a neuron's entry of the down_proj input; a channel is masked
-    where it enters the residual stream (embedding, o_proj and down_proj outputs), and RMSNorm outputs are
-    scaled by sqrt(k/C) because the student normalises over k channels, not C."""
-    cfg, L = model.config, len(model.layers)
-    n = {"heads": cfg.n_head, "neurons": cfg.ffn_hidden, "channels": cfg.n_embd}
-    g = torch.Generator().manual_seed(args.seed)
-    s = {kind: (1e-3 * torch.randn((L, n[kind]) if kind != "channels" else (n[kind],), generator=g)).requires_grad_()
-         for kind in n}
-    if all(keep[kind] == n[kind] for kind in n):
-        return {kind: sc.detach() for kind, sc in s.items()}          # nothing to choose
-    for p in model.parameters():
-        p.requires_grad_(False)
-    m = {}
-
-    def masks(t):
-        for kind, sc in s.items():
-            k = keep[kind]
-            if k == n[kind]:
-                m[kind] = torch.ones_like(sc)
-                continue
-            top = sc.detach().topk(k + 1, dim=-1).values
-            theta = (top[..., k - 1] + top[..., k]) / 2
-            m[kind] = torch.sigmoid((sc - theta.unsqueeze(-1) if sc.dim() == 2 else sc - theta) / t)
-    D, scale = cfg.head_dim, math.sqrt(keep["channels"] / cfg.n_embd)
-    hooks = [model.tok_emb.register_forward_hook(lambda mod, i, o: o * m["channels"])]
-    hooks += [mod.register_forward_hook(lambda mod, i, o: (o[0] * scale, o[1]) if isinstance(o, tuple) else o * scale)
-              for mod in model.modules() if isinstance(mod, RMSNorm)]
+    acts = {"heads": torch.zeros(L, cfg.n_head), "neurons": torch.zeros(L, cfg.ffn_hidden),
+            "channels": torch.zeros(cfg.n_embd)}
+    def record(kind, l=None):
+        def hook(module, inputs, output=None):     # a pre-hook sees inputs; a forward hook, output
+            a = inputs[0] if output is None else output[0] if isinstance(output, tuple) else output
+            a = a.abs().mean((0, 1))                             # (units,), or (H*D,) for heads
+            a = a.view(cfg.n_head, -1).mean(1) if kind == "heads" else a
+            (acts[kind] if l is None else acts[kind][l]).add_(a)     # a row is a view: in place
+        return hook
+    hooks = [m.register_forward_hook(record("channels"))              # a channel: every RMSNorm's
+             for m in model.modules() if isinstance(m, RMSNorm)]      # output, summed
     for l, blk in enumerate(model.layers):
-        hooks += [blk.attn.o_proj.register_forward_pre_hook(lambda mod, i, l=l: i[0] * m["heads"][l].repeat_interleave(D)),
-                  blk.ffn.down_proj.register_forward_pre_hook(lambda mod, i, l=l: i[0] * m["neurons"][l]),
-                  blk.attn.o_proj.register_forward_hook(lambda mod, i, o: o * m["channels"]),
-                  blk.ffn.down_proj.register_forward_hook(lambda mod, i, o: o * m["channels"])]
-    opt = torch.optim.Adam(s.values(), lr=args.mask_lr)
-    model.train()
-    steps = args.mask_steps
-    for step, (x, y) in enumerate(bar(calib.batches(steps, offset=10_000), steps, "learnable masks")):
-        masks(args.mask_t0 * (args.mask_t1 / args.mask_t0) ** (step / max(1, steps - 1)))
-        loss = model(x, y)[1]
+        hooks += [blk.attn.o_proj.register_forward_pre_hook(record("heads", l)),   # attention out
+                  blk.ffn.down_proj.register_forward_pre_hook(record("neurons", l))]   # silu(g) * u
+    for x, _ in calib.batches(args.calib_batches, "score", "activation importance"):
+        model.eval()(x)                                      # the logits go unused: hooks record
+    for h in hooks:
+        h.remove()
+    return acts
+
+
+def learnable_scores(model, calib, student, args):
+    """THIS PROJECT'S OWN METHOD: the paper's best criterion is learnable (48.08 [reported]), but
+    its recipe was not published (PAPER.md §3). Ours: a score s_u per unit, a top-k mask relaxed by
+    a sigmoid whose temperature t anneals to zero,
+        m_u = sigmoid((s_u - theta) / t),   theta = midway between the k-th and (k+1)-th largest s
+        (per layer for heads and neurons, global for channels),   t: t0 -> t1 geometrically,
+    trained with Adam on the LM loss of the masked, frozen source; the top-k are kept. Sheared-LLaMA
+    (Xia et al. 2024; princeton-nlp/LLM-Shearing, llmshearing/models/l0_module.py) instead samples
+    hard-concrete gates (Louizos et al. 2018) on layers, heads, FFN and hidden dims, meets the size
+    by a Lagrangian term l1 (s-t) + l2 (s-t)^2 on the EXPECTED size with learned multipliers, and
+    trains the weights alongside the masks. Here exactly k units have m > 1/2 at every step, so the
+    size holds by construction (a few hundred CPU steps do not settle multipliers), and as t -> 0
+    the masked source becomes the student. Not a hard top-k with a straight-through backward: a
+    channel off everywhere gets no gradient and never comes back."""
+    cfg, L = model.config, len(model.layers)
+    size = {"heads": cfg.n_head, "neurons": cfg.ffn_hidden, "channels": cfg.n_embd}
+    keep = {"heads": student.n_head, "neurons": student.ffn_hidden, "channels": student.n_embd}
+    g = torch.Generator().manual_seed(args.seed)
+    scores = {kind: (1e-3 * torch.randn((L, n) if kind != "channels" else (n,), generator=g))
+              .requires_grad_() for kind, n in size.items()}      # ~0: no unit preferred at first
+    masks = {kind: torch.ones(s.shape) for kind, s in scores.items()}      # m = 1: kept whole
+    scale = math.sqrt(keep["channels"] / cfg.n_embd)   # the student's RMSNorm averages k, not C
+    mask_channels = lambda mod, i, o: o * masks["channels"]    # where channels enter the residual
+    hooks = [model.tok_emb.register_forward_hook(mask_channels)]
+    scale_norm = lambda mod, i, o: (o[0] * scale, o[1]) if isinstance(o, tuple) else o * scale
+    hooks += [m.register_forward_hook(scale_norm) for m in model.modules() if isinstance(m, RMSNorm)]
+    for l, blk in enumerate(model.layers):
+        hooks += [blk.attn.o_proj.register_forward_pre_hook(       # (B, T, H*D) * (H*D,)
+                      lambda mod, i, l=l: i[0] * masks["heads"][l].repeat_interleave(cfg.head_dim)),
+                  blk.ffn.down_proj.register_forward_pre_hook(     # (B, T, F) * (F,)
+                      lambda mod, i, l=l: i[0] * masks["neurons"][l]),
+                  blk.attn.o_proj.register_forward_hook(mask_channels),
+                  blk.ffn.down_proj.register_forward_hook(mask_channels)]
+    model.requires_grad_(False).train()         # weights frozen: train.py trains the student next
+    steps = args.mask_steps if keep != size else 0       # the source's own width: nothing to learn
+    opt = torch.optim.Adam(scores.values(), lr=args.mask_lr)
+    for step, (x, y) in enumerate(calib.batches(steps, "masks", "learnable masks")):
+        t = args.mask_t0 * (args.mask_t1 / args.mask_t0) ** (step / max(1, steps - 1))
+        for kind, s in scores.items():
+            if keep[kind] < size[kind]:
+                top = s.detach().topk(keep[kind] + 1, dim=-1).values[..., -2:]   # k-th, (k+1)-th
+                masks[kind] = torch.sigmoid((s - top.mean(-1, keepdim=s.dim() == 2)) / t)
+        _, loss = model(x, y)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()                                 # reaches the scores through the masks
         opt.step()
     for h in hooks:
         h.remove()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return {kind: sc.detach() for kind, sc in s.items()}
+    model.requires_grad_(True)                          # the source as it was found
+    return {kind: s.detach() for kind, s in scores.items()}
 
 
-def choose_units(scores, keep, cfg, tcfg):
-    """Sorted kept indices: heads[l] (query heads), kv[l] (kv heads), neurons[l], channels. With grouped-query
-    attention a kv head and its g = H/Hkv query heads move together: the student keeps the Hkv' groups of highest
-    total query-head score, and inside each the g' = H'/Hkv' best query heads (g' <= g)."""
-    top = lambda v, k: v.topk(k).indices.sort().values
-    g, g_s = cfg.n_head // cfg.kv_heads, tcfg.n_head // tcfg.kv_heads
+WIDTH_METRICS = {"random": random_scores, "l1": magnitude_scores(1), "l2": magnitude_scores(2),
+                 "taylor": taylor_scores, "activation": activation_scores, "learnable": learnable_scores}
+
+
+def choose_units(scores, source, student):
+    """Sorted kept indices: heads[l], kv[l], neurons[l], channels. A kv head and its g = H/Hkv
+    query heads move together: the Hkv' best groups, in each the g' = H'/Hkv' best heads."""
+    top = lambda v, k: v.topk(k).indices.sort().values               # the k largest, in order
+    g, g_student = source.n_head // source.kv_heads, student.n_head // student.kv_heads
+    by_heads = scores["heads"].unflatten(-1, (source.kv_heads, g)).sum(-1)   # its heads' sum
+    group_scores = scores.get("groups", by_heads)        # unit_sums' metrics also count its k and v
     heads, kv = [], []
-    for row in scores["heads"]:
-        grouped = row.view(cfg.kv_heads, g)
-        groups = top(grouped.sum(1), tcfg.kv_heads)
-        kv.append(groups)
-        heads.append(torch.cat([grp * g + top(grouped[grp], g_s) for grp in groups.tolist()]))
-    return {"heads": heads, "kv": kv, "neurons": [top(r, keep["neurons"]) for r in scores["neurons"]],
-            "channels": top(scores["channels"], keep["channels"])}
+    for head_row, group_row in zip(scores["heads"], group_scores):
+        kv.append(top(group_row, student.kv_heads))
+        heads.append(torch.cat([j * g + top(head_row.view(-1, g)[j], g_student) for j in kv[-1]]))
+    return {"heads": heads, "kv": kv, "channels": top(scores["channels"], student.n_embd),
+            "neurons": [top(row, student.ffn_hidden) for row in scores["neurons"]]}
 
 
-def gather(sd, cfg, layers, units):
-    """The student's state dict: the kept rows / columns of every source matrix (see the module docstring)."""
-    D, ch = cfg.head_dim, units["channels"]
-    rows = lambda heads: (heads[:, None] * D + torch.arange(D)).reshape(-1)     # head ids -> their D rows
-    out = {"tok_emb.weight": sd["tok_emb.weight"][:, ch], "norm.weight": sd["norm.weight"][ch]}
-    out["lm_head.weight"] = out["tok_emb.weight"] if cfg.tie_embeddings else sd["lm_head.weight"][:, ch]
+def gather(state, cfg, layers, units):       # the student's state dict: kept rows / columns of each
+    rows = lambda heads: (heads[:, None] * cfg.head_dim + torch.arange(cfg.head_dim)).reshape(-1)
+    ch = units["channels"]                                   # ONE channel set for every matrix
+    out = {"tok_emb.weight": state["tok_emb.weight"][:, ch], "norm.weight": state["norm.weight"][ch],
+           "lm_head.weight": state["lm_head.weight"][:, ch]}
     for j, l in enumerate(layers):
-        w = lambda name: sd[f"layers.{l}.{name}.weight"]
         q, kv, f = rows(units["heads"][j]), rows(units["kv"][j]), units["neurons"][j]
-        new = {"attn_norm": w("attn_norm")[ch], "ffn_norm": w("ffn_norm")[ch],
-               "attn.q_proj": w("attn.q_proj")[q][:, ch], "attn.k_proj": w("attn.k_proj")[kv][:, ch],
-               "attn.v_proj": w("attn.v_proj")[kv][:, ch], "attn.o_proj": w("attn.o_proj")[ch][:, q],
-               "ffn.gate_proj": w("ffn.gate_proj")[f][:, ch], "ffn.up_proj": w("ffn.up_proj")[f][:, ch],
-               "ffn.down_proj": w("ffn.down_proj")[ch][:, f]}
-        out.update({f"layers.{j}.{k}.weight": v.contiguous() for k, v in new.items()})
+        kept = {"attn_norm": (ch,), "ffn_norm": (ch,), "attn.q_proj": (q, ch), "attn.k_proj": (kv, ch),
+                "attn.v_proj": (kv, ch), "attn.o_proj": (ch, q), "ffn.gate_proj": (f, ch),
+                "ffn.up_proj": (f, ch), "ffn.down_proj": (ch, f)}       # (rows kept, columns kept)
+        for name, (r, *c) in kept.items():
+            w = state[f"layers.{l}.{name}.weight"][r]
+            out[f"layers.{j}.{name}.weight"] = (w[:, c[0]] if c else w).contiguous()
     return out
 
 
 # ==== The whole procedure.
-def student_config(cfg, args):
-    """The source's config with the student's shape: --preset's shape fields, then explicit options. The
-    vocabulary, context, RoPE and norm settings stay the source's (the weights were trained with them)."""
-    shape = {}
-    if args.preset:
-        if args.preset not in PRESETS:
-            raise ValueError(f"unknown --preset={args.preset!r}; choose one of {', '.join(PRESETS)}")
-        shape = {k: getattr(PRESETS[args.preset], k) for k in SHAPE + ("ffn_multiple",)}
+def make_student_config(cfg, args):
+    """The source's config (vocabulary, context, RoPE: its weights were trained so) with the
+    student's shape: --preset's shape fields, then explicit options."""
+    if args.preset and args.preset not in PRESETS:
+        raise ValueError(f"unknown --preset={args.preset!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS.get(args.preset)
+    shape = {k: getattr(preset, k) for k in SHAPE + ("ffn_multiple",)} if preset else {}
     shape.update({k: getattr(args, k) for k in SHAPE if getattr(args, k) is not None})
     if args.n_embd is not None and args.n_head is None:
         shape["n_head"] = max(1, args.n_embd // cfg.head_dim)     # whole heads of the source's size
-    if "n_head" in shape and args.n_kv_head is None and cfg.n_kv_head:
-        shape["n_kv_head"] = max(1, shape["n_head"] // (cfg.n_head // cfg.kv_heads))   # the source's group size
+    if "n_head" in shape and args.n_kv_head is None and cfg.n_kv_head:     # the source's group size
+        shape["n_kv_head"] = max(1, shape["n_head"] // (cfg.n_head // cfg.kv_heads))
     if args.layers not in LAYER_STRATEGIES and args.n_layer is None:
         shape["n_layer"] = len(args.layers.split(","))
-    t = ModelConfig(**{**asdict(cfg), **shape}).validate()
-    for name, a, b in (("n_layer", t.n_layer, cfg.n_layer), ("n_embd", t.n_embd, cfg.n_embd), ("n_head", t.n_head, cfg.n_head),
-                       ("kv heads", t.kv_heads, cfg.kv_heads), ("FFN hidden size", t.ffn_hidden, cfg.ffn_hidden)):
-        if a > b:
-            raise ValueError(f"the student's {name} ({a}) is larger than the source's ({b}); inheritance can only take a subset")
-    if t.head_dim != cfg.head_dim:
-        raise ValueError(f"heads are kept whole: the student's head size n_embd/n_head = {t.n_embd}/{t.n_head} = {t.head_dim} "
-                         f"differs from the source's {cfg.head_dim}; use --n_head={t.n_embd // cfg.head_dim}")
-    if t.n_head // t.kv_heads > cfg.n_head // cfg.kv_heads:
-        raise ValueError(f"the student's query heads per kv head ({t.n_head // t.kv_heads}) exceed the source's "
-                         f"({cfg.n_head // cfg.kv_heads}); kv groups are kept whole: raise --n_kv_head")
-    return t
+    student = ModelConfig(**{**asdict(cfg), **shape}).validate()   # one-line errors: bad shapes
+    for name in ("n_layer", "n_embd", "n_head", "kv_heads", "ffn_hidden"):
+        if getattr(student, name) > getattr(cfg, name):
+            raise ValueError(f"the student's {name} ({getattr(student, name)}) is larger than the "
+                             f"source's ({getattr(cfg, name)}); inheritance takes a subset")
+    if student.head_dim != cfg.head_dim:                       # heads are kept whole
+        raise ValueError(f"the student's head size {student.head_dim} (n_embd/n_head) is not the "
+                         f"source's {cfg.head_dim}; use --n_head={student.n_embd // cfg.head_dim}")
+    g, g_source = student.n_head // student.kv_heads, cfg.n_head // cfg.kv_heads   # heads per kv head
+    if g > g_source:                                             # kv groups are kept whole
+        raise ValueError(f"the student's query heads per kv head ({g}) exceed the source's "
+                         f"({g_source}): raise --n_kv_head")
+    return student
 
 
-def describe(name, model, loss, calib):
-    n = model.param_count()
-    print(f"{name}: {model.config.n_layer} layers x {model.config.n_embd}, {model.config.n_head} heads "
-          f"({model.config.kv_heads} kv), FFN {model.config.ffn_hidden}; parameters {n['total'] / 1e6:.2f}M = embedding "
-          f"{n['embedding'] / 1e6:.2f}M + head {n['lm_head'] / 1e6:.2f}M + rest {n['rest'] / 1e6:.2f}M; "
-          f"calibration loss {loss:.4f}, {calib.bits_per_byte(loss):.4f} bits per byte")
+def check_out(args):        # before any work: an --out that would destroy a file, or cannot be made
+    out, parent = os.path.realpath(args.out), os.path.dirname(os.path.realpath(args.out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)                        # up to the nearest existing folder
+    inputs = [args.src, args.tokenizer, f"{args.calib}/meta.json", f"{args.calib}/train.bin"]
+    for bad, why in ((out in [os.path.realpath(path) for path in inputs if path],
+                      "is one of this run's inputs; choose a new file"),
+                     (os.path.isdir(out), "is a directory; name a file in it, e.g. init.pt"),
+                     (os.path.exists(out) and not args.overwrite, "exists; name a new file or add --overwrite"),
+                     (not os.path.isdir(parent), f"cannot be made: {parent} is a file")):
+        if bad:
+            raise ValueError(f"--out={args.out} {why}")
+
+
+def describe(name, model, calib, args):       # shape, parameters, loss on the "report" windows
+    n, c, split = model.param_count(), model.config, calib.meta["splits"]["train"]
+    loss = calib_loss(model, calib, args.eval_batches, "report", f"{name} loss")
+    print(f"{name}: {c.n_layer} layers x {c.n_embd}, {c.n_head} heads ({c.kv_heads} kv), FFN "
+          f"{c.ffn_hidden}; {n['total'] / 1e6:.2f}M parameters ({n['embedding'] / 1e6:.2f}M embedding);"
+          f" loss {loss:.4f}, {bits_per_byte(loss, split['tokens'], split['bytes']):.4f} bits/byte")
 
 
 def inherit(args):
-    model, ckpt = load_model(args.src)
+    check_out(args)
+    model, ckpt = load_model(args.src, trust=args.trust_checkpoint)   # weights only, unless trusted
     if "tokenizer" not in ckpt:
-        raise ValueError(f"{args.src} records no tokenizer; was it written by train.py or inherit.py?")
-    cfg, sd, tok = model.config, model.state_dict(), ckpt["tokenizer"]
+        raise ValueError(f"{args.src} records no tokenizer; was it made by train.py or inherit.py?")
+    cfg, state, tok = model.config, model.state_dict(), ckpt["tokenizer"]
     if args.tokenizer:
-        sd, cfg, tok = slice_vocab(sd, cfg, tok, args.tokenizer)
+        state, cfg, tok = slice_vocab(state, cfg, tok, args.tokenizer)
         model = Transformer(cfg)
-        model.load_state_dict(sd)
-    tcfg = student_config(cfg, args)
+        model.load_state_dict(state)
+    student_config = make_student_config(cfg, args)
     if args.seq_len > cfg.block_size:
-        raise ValueError(f"--seq_len={args.seq_len} is longer than the source's context ({cfg.block_size}); lower it")
-    calib = Calib(args.calib, args.seq_len or min(cfg.block_size, 256), args.batch_size, args.seed)
-    if calib.meta["tokenizer"]["sha256"] != tok["sha256"]:
-        raise ValueError(f"{args.calib} was made with tokenizer {calib.meta['tokenizer']['name']!r}, the student uses "
-                         f"{tok['name']!r}; prepare calibration data with it (data/prepare.py --tokenizer=...)")
-    describe("source ", model, calib_loss(model, calib, args.eval_batches, "source loss"), calib)
-
-    layers = choose_layers(args.layers, model, tcfg.n_layer, calib, args.calib_batches)
-    pruned = with_layers(model, layers)                        # the depth-pruned source: width is scored on it
-    keep = {"heads": tcfg.n_head, "neurons": tcfg.ffn_hidden, "channels": tcfg.n_embd}
+        raise ValueError(f"--seq_len={args.seq_len} is over the source's context {cfg.block_size}")
+    calib = Calib(args.calib, tok, args.seq_len or min(cfg.block_size, 256), args.batch_size, args.seed)
+    describe("source ", model, calib, args)
+    layers = choose_layers(args.layers, model, student_config.n_layer, calib, args.calib_batches)
+    pruned = with_layers(model, layers)            # the depth-pruned source: width is scored on it
     torch.manual_seed(args.seed)
-    scores = width_scores(args.width, pruned, calib, args.calib_batches, keep, args)
-    units = choose_units(scores, keep, cfg, tcfg)
-    student = Transformer(tcfg)
-    student.load_state_dict(gather(sd, cfg, layers, units))
-    print(f"layers kept ({args.layers}): {layers} of {cfg.n_layer}")
+    scores = WIDTH_METRICS[args.width](pruned, calib, student_config, args)
+    units = choose_units(scores, cfg, student_config)
+    student = Transformer(student_config)
+    student.load_state_dict(gather(state, cfg, layers, units))
+    print(f"layers kept ({args.layers}): {layers} of {cfg.n_layer}; hidden channels "
+          f"({args.width}): {len(units['channels'])} of {cfg.n_embd}")
     for j, l in enumerate(layers):
-        print(f"  layer {l} -> {j}: heads {units['heads'][j].tolist()}" + (f" (kv {units['kv'][j].tolist()})" if cfg.n_kv_head else "")
-              + f", {len(units['neurons'][j])} of {cfg.ffn_hidden} neurons")
-    print(f"hidden channels ({args.width}): {len(units['channels'])} of {cfg.n_embd}")
-    describe("student", student, calib_loss(student, calib, args.eval_batches, "student loss"), calib)
-    out = {"model": student.state_dict(), "model_config": asdict(tcfg), "tokenizer": tok,
-           "inherited_from": {"checkpoint": os.path.abspath(args.src), "layers": layers, "layer_strategy": args.layers,
-                              "width": args.width, "tokenizer": args.tokenizer}}
+        print(f"  layer {l} -> {j}: heads {units['heads'][j].tolist()} (kv {units['kv'][j].tolist()})"
+              f", {len(units['neurons'][j])} of {cfg.ffn_hidden} neurons")
+    describe("student", student, calib, args)
+    out = {"model": student.state_dict(), "model_config": asdict(student_config), "tokenizer": tok,
+           "inherited_from": {"checkpoint": os.path.abspath(args.src), "layers": layers, "width":
+                              args.width, "layer_strategy": args.layers, "tokenizer": args.tokenizer}}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    save_checkpoint(out, args.out)
-    print(f"wrote {args.out}; train it with: python train.py --init_from={args.out} --data={args.calib}")
+    save_checkpoint(out, args.out)                   # plain data only: a weights-only load reads it
+    print(f"wrote {args.out}; train it with: python train.py "
+          f"{shlex.join(['--init_from=' + args.out, '--data=' + args.calib])}")
     return out
+
+
+OPTIONS = [  # (name, type, default, help); None = required for src/out/calib, else "unset"
+    ("src", str, None, "trained source checkpoint (train.py)"),
+    ("out", str, None, "student checkpoint to write: a new file"),
+    ("calib", str, None, "data/prepare.py folder in the student's tokenizer (its train split)"),
+    ("preset", str, None, f"student shape from a preset ({', '.join(PRESETS)}); options override"),
+    *[(name, typ, None, "the student's; None: the preset's, else the source's")
+      for name, typ in zip(SHAPE, (int, int, int, int, float))],
+    ("layers", str, "edges", f"{' | '.join(LAYER_STRATEGIES)} | a list like 0,1,5,11"),
+    ("width", str, "taylor", f"unit importance: {' | '.join(WIDTH_METRICS)}"),
+    ("tokenizer", str, None, "tokenizer compressed from the source's: keep its tokens' rows"),
+    ("calib_batches", int, 8, "calibration batches for importance scores"),
+    ("eval_batches", int, 8, "calibration batches (other windows) for the printed losses"),
+    ("batch_size", int, 4, "sequences per calibration batch"),
+    ("seq_len", int, 0, "tokens per sequence; 0 = min(source context, 256)"),
+    ("mask_steps", int, 200, "learnable: mask training steps, a calibration batch each"),
+    ("mask_lr", float, 0.05, "learnable: Adam learning rate of the mask scores"),
+    ("mask_t0", float, 1.0, "learnable: initial sigmoid temperature"),
+    ("mask_t1", float, 0.01, "learnable: final sigmoid temperature"),
+    ("seed", int, 1337, "calibration windows, random scores, mask init"),
+]
+AT_LEAST = dict(calib_batches=1, eval_batches=1, batch_size=1, mask_steps=1, n_head=1,
+                n_kv_head=0, seq_len=0, seed=0)   # n_layer, n_embd: ModelConfig.validate checks
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="inherit.py", description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--src", required=True, help="trained source checkpoint (train.py)")
-    p.add_argument("--out", required=True, help="student checkpoint to write (for train.py --init_from)")
-    p.add_argument("--calib", required=True, help="calibration data: a data/prepare.py folder in the student's tokenizer")
-    p.add_argument("--preset", default=None, help=f"student shape from a preset ({', '.join(PRESETS)}); options below override it")
-    for k, typ in zip(SHAPE, (int, int, int, int, float)):
-        p.add_argument(f"--{k}", type=typ, default=None, help=f"student {k} (default: the preset's, else the source's)")
-    p.add_argument("--layers", default="edges", help=f"{' | '.join(LAYER_STRATEGIES)} | a list like 0,1,5,11 (see choose_layers)")
-    p.add_argument("--width", default="taylor", help=f"importance of heads / neurons / channels: {' | '.join(WIDTH_METRICS)}")
-    p.add_argument("--tokenizer", default=None, help="compressed tokenizer (tokenizer_compress.py) derived from the source's: keep its tokens' rows")
-    p.add_argument("--calib_batches", type=int, default=8, help="calibration batches for importance scores")
-    p.add_argument("--eval_batches", type=int, default=8, help="held-out (val split) batches for the printed losses")
-    p.add_argument("--batch_size", type=int, default=4, help="sequences per calibration batch")
-    p.add_argument("--seq_len", type=int, default=0, help="tokens per sequence; 0 = min(source context, 256)")
-    p.add_argument("--mask_steps", type=int, default=200, help="learnable: mask training steps (one calibration batch each)")
-    p.add_argument("--mask_lr", type=float, default=0.05, help="learnable: Adam learning rate of the mask scores")
-    p.add_argument("--mask_t0", type=float, default=1.0, help="learnable: initial sigmoid temperature")
-    p.add_argument("--mask_t1", type=float, default=0.01, help="learnable: final sigmoid temperature")
-    p.add_argument("--seed", type=int, default=1337, help="calibration windows, random scores, mask init")
+    for name, typ, default, text in OPTIONS:
+        p.add_argument(f"--{name}", type=typ, default=default, help=text,
+                       required=name in ("src", "out", "calib"))
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--trust_checkpoint", action="store_true", help="unpickle an old --src you trust")
     args = p.parse_args(argv)
     try:
-        for k in ("calib_batches", "eval_batches", "batch_size", "mask_steps"):
-            if getattr(args, k) < 1:
-                raise ValueError(f"--{k}={getattr(args, k)} must be at least 1")
+        for name, low in AT_LEAST.items():
+            if getattr(args, name) is not None and getattr(args, name) < low:
+                raise ValueError(f"--{name}={getattr(args, name)} must be at least {low}")
+        for name in ("mask_lr", "mask_t0", "mask_t1", "ffn_ratio"):          # `not > 0`: nan too
+            if getattr(args, name) is not None and not getattr(args, name) > 0:
+                raise ValueError(f"--{name}={getattr(args, name)} must be positive")
         if args.width not in WIDTH_METRICS:
             raise ValueError(f"--width={args.width!r}: choose one of {', '.join(WIDTH_METRICS)}")
         return inherit(args)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"inherit.py: error: {e}")
+    except KeyboardInterrupt:                       # the save is atomic: no half-written student
+        sys.exit("inherit.py: interrupted before the student was saved; nothing was written")
 
 
 if __name__ == "__main__":
