@@ -19,8 +19,7 @@ Streaming tiles, the final max is unknown, so per row keep the running
     m = max score so far,  l = sum_j exp(s_j - m),  acc = sum_j exp(s_j - m) v_j   # (D,)
 and when a tile raises the max to m', first scale l and acc by alpha = exp(m - m'), then
 add the tile's terms. After the last tile o = acc / l. GPUs compute exp2 natively, so the
-scores are multiplied once by scale * log2(e) and exp2 is used throughout (exp(x) ==
-exp2(x * log2(e))).
+scores are multiplied once by scale * log2(e) and exp2 is used throughout.
 
 The forward also saves, per row, the log-sum-exp of the (base-2) scores
     lse = log2(sum_j exp2(s_j)) = m + log2(l)     # (B, H, T) fp32
@@ -35,7 +34,7 @@ Grouped-query attention: H query heads share Hkv = H / group key/value heads; qu
 reads kv head h // group. The backward sums dK, dV over the `group` query heads of a kv
 head by looping over them inside one program (no atomics, deterministic).
 
-File layout: attention_reference, forward kernel, backward kernels, autograd glue, entry.
+File layout: attention_reference, forward kernel, backward kernels, custom ops, entry.
 """
 
 import math
@@ -187,8 +186,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale, qk_scale, T, H, 
                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     tile_n = tl.program_id(0)
     bhkv = tl.program_id(1)  # b * Hkv + hkv
-    n_kv = H // GROUP
-    b, hkv = bhkv // n_kv, bhkv % n_kv
+    b, hkv = bhkv // (H // GROUP), bhkv % (H // GROUP)  # H // GROUP = kv heads
     offs_n = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)  # (BLOCK_N,) key positions
     offs_d = tl.arange(0, HEAD_DIM)
     kv_offs = bhkv.to(tl.int64) * T * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
@@ -264,13 +262,12 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale, qk_scale, T, H, GROUP,
 
 
 # ----------------------------------------------------------------------------------------
-# Tile sizes (BLOCK_M, BLOCK_N, num_warps, num_stages). Constraints: BLOCK_M % BLOCK_N == 0
-# in fwd/dq and BLOCK_N % BLOCK_M == 0 in dkdv, so diagonal tiles line up; all >= 16 (tl.dot).
-# Chosen by compiling each kernel for sm_90 (H100) and keeping the largest tiles whose
-# registers do not spill: the dk/dv kernel holds k, v, dk and dv for its key tile all
-# along, which at D = 128 only fits with 64-key tiles. They are NOT timed yet: tune them
-# with kernels/bench.py on the GPU. The CPU interpreter runs the same tiles (smaller ones
-# were not faster there: it pays per operation, not per element), so tests cover them.
+# Tile sizes (BLOCK_M, BLOCK_N, num_warps, num_stages). BLOCK_M % BLOCK_N == 0 in fwd/dq and
+# BLOCK_N % BLOCK_M == 0 in dkdv, so diagonal tiles line up; all >= 16 (tl.dot). Chosen by
+# compiling for sm_90 (H100) and keeping the largest tiles whose registers do not spill (the
+# dk/dv kernel holds k, v, dk, dv of its key tile all along: at D = 128 only 64-key tiles fit).
+# NOT timed yet: tune them with kernels/bench.py on a GPU. The CPU interpreter runs the same
+# tiles (it pays per operation, not per element), so the tests cover them.
 # ----------------------------------------------------------------------------------------
 def _config(D):
     if D <= 64:
@@ -278,42 +275,59 @@ def _config(D):
     return dict(fwd=(128, 64, 8, 3), dkdv=(16, 64, 4, 3), dq=(64, 32, 4, 3))
 
 
-class _FlashAttentionFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, scale):
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        B, H, T, D = q.shape
-        group = H // k.shape[1]
-        o = torch.empty_like(q)  # (B, H, T, D)
-        lse = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
-        bm, bn, warps, stages = _config(D)["fwd"]
-        _fwd_kernel[(triton.cdiv(T, bm), B * H)](
-            q, k, v, o, lse, scale * _LOG2E, T, H, group,
-            HEAD_DIM=D, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
-        ctx.save_for_backward(q, k, v, o, lse)
-        ctx.scale, ctx.group = scale, group
-        return o
+# Custom operators, one opaque step each for torch.compile (why: kernels/rmsnorm.py). q, k, v: contiguous.
+@torch.library.custom_op("nanopangu::flash_attention_fwd", mutates_args=())
+def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """q (B, H, T, D), k, v (B, Hkv, T, D) -> o (B, H, T, D), lse (B, H, T) fp32 in base 2."""
+    B, H, T, D = q.shape
+    o, lse = _attention_fwd_fake(q, k, v, scale)  # allocated as the fake says
+    bm, bn, warps, stages = _config(D)["fwd"]
+    _fwd_kernel[(triton.cdiv(T, bm), B * H)](q, k, v, o, lse, scale * _LOG2E, T, H, H // k.shape[1], HEAD_DIM=D,
+                                             BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
+    return o, lse
 
-    @staticmethod
-    def backward(ctx, do):
-        q, k, v, o, lse = ctx.saved_tensors
-        B, H, T, D = q.shape
-        do = do.to(q.dtype).contiguous()
-        cfg = _config(D)
-        delta = torch.empty_like(lse)  # (B, H, T) fp32: rowsum(O * dO)
-        _bwd_delta_kernel[(triton.cdiv(T, 64), B * H)](o, do, delta, T, HEAD_DIM=D, BLOCK_M=64)
 
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        args = (ctx.scale, ctx.scale * _LOG2E, T, H, ctx.group)
-        bm, bn, warps, stages = cfg["dkdv"]
-        _bwd_dkdv_kernel[(triton.cdiv(T, bn), k.shape[0] * k.shape[1])](
-            q, k, v, do, lse, delta, dk, dv, *args,
-            HEAD_DIM=D, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
-        bm, bn, warps, stages = cfg["dq"]
-        _bwd_dq_kernel[(triton.cdiv(T, bm), B * H)](
-            q, k, v, do, lse, delta, dq, *args,
-            HEAD_DIM=D, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
-        return dq, dk, dv, None
+@_attention_fwd.register_fake
+def _attention_fwd_fake(q, k, v, scale):
+    return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+@torch.library.custom_op("nanopangu::flash_attention_bwd", mutates_args=())
+def _attention_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
+                   lse: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dO (B, H, T, D) and the forward's tensors -> dq, dk, dv shaped like q, k, v."""
+    B, H, T, D = q.shape
+    do = do.to(q.dtype).contiguous()
+    delta = torch.empty_like(lse)  # (B, H, T) fp32: rowsum(O * dO)
+    _bwd_delta_kernel[(triton.cdiv(T, 64), B * H)](o, do, delta, T, HEAD_DIM=D, BLOCK_M=64)
+    dq, dk, dv = _attention_bwd_fake(do, q, k, v, o, lse, scale)
+    args = (scale, scale * _LOG2E, T, H, H // k.shape[1])
+    bm, bn, warps, stages = _config(D)["dkdv"]  # one program per key tile of each kv head
+    grid = (triton.cdiv(T, bn), k.shape[0] * k.shape[1])  # (key tiles, B * Hkv)
+    _bwd_dkdv_kernel[grid](q, k, v, do, lse, delta, dk, dv, *args, HEAD_DIM=D,
+                           BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
+    bm, bn, warps, stages = _config(D)["dq"]  # one program per query tile of each query head
+    _bwd_dq_kernel[(triton.cdiv(T, bm), B * H)](q, k, v, do, lse, delta, dq, *args, HEAD_DIM=D,
+                                                BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
+    return dq, dk, dv
+
+
+@_attention_bwd.register_fake
+def _attention_bwd_fake(do, q, k, v, o, lse, scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _save_for_backward(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:3], *output)  # q, k, v, o, lse
+    ctx.scale = inputs[3]
+
+
+def _backward(ctx, do, _):  # the second gradient is lse's: zeros, lse is internal
+    return *_attention_bwd(do, *ctx.saved_tensors, ctx.scale), None
+
+
+_attention_fwd.register_autograd(_backward, setup_context=_save_for_backward)
 
 
 def unsupported(q, k, v):
@@ -328,30 +342,30 @@ def unsupported(q, k, v):
 
 def _check_inputs(q, k, v, scale):
     """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
+    def fail(error, what):
+        raise error(f"flash_attention: {what}")
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"flash_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(f"flash_attention: {name} has shape {tuple(t.shape)}; expected 4-D (batch, heads, seq, head_dim); transpose/reshape to that layout")
+            fail(TypeError, f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4 or 0 in t.shape:
+            fail(ValueError, f"{name} has shape {tuple(t.shape)}; expected 4-D (batch, heads, seq, head_dim), none 0")
         if t.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"flash_attention: {name} has dtype {t.dtype}; use float16, bfloat16 (GPU) or float32")
+            fail(TypeError, f"{name} has dtype {t.dtype}; use float16, bfloat16 (GPU) or float32")
     if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"flash_attention: q, k, v dtypes differ ({q.dtype}, {k.dtype}, {v.dtype}); cast them to one dtype")
+        fail(TypeError, f"q, k, v dtypes differ ({q.dtype}, {k.dtype}, {v.dtype}); cast them to one dtype")
     if not (q.device == k.device == v.device):
-        raise ValueError(f"flash_attention: q, k, v are on different devices ({q.device}, {k.device}, {v.device}); move them to one device")
+        fail(ValueError, f"q, k, v are on different devices ({q.device}, {k.device}, {v.device})")
     B, H, T, D = q.shape
     if k.shape != v.shape:
-        raise ValueError(f"flash_attention: k {tuple(k.shape)} and v {tuple(v.shape)} must have the same shape (one kv head count for both)")
+        fail(ValueError, f"k {tuple(k.shape)} and v {tuple(v.shape)} must have the same shape")
     if k.shape[0] != B or k.shape[2] != T or k.shape[3] != D:
-        raise ValueError(f"flash_attention: q is {tuple(q.shape)} but k/v are {tuple(k.shape)}; batch, seq and head_dim must match")
+        fail(ValueError, f"q is {tuple(q.shape)}, k/v {tuple(k.shape)}; batch, seq and head_dim must match")
     if k.shape[1] == 0 or H % k.shape[1] != 0:
-        raise ValueError(f"flash_attention: {k.shape[1]} kv heads must divide {H} query heads (grouped-query attention); pick n_kv_head dividing n_head")
+        fail(ValueError, f"{k.shape[1]} kv heads must divide {H} query heads (grouped-query attention)")
     if D not in _HEAD_DIMS:
-        raise ValueError(f"flash_attention: head_dim {D} is not supported; supported head dims are {_HEAD_DIMS}; change n_embd/n_head or use attention_reference")
-    if B == 0 or H == 0 or T == 0:
-        raise ValueError(f"flash_attention: q has an empty dimension {tuple(q.shape)}")
+        fail(ValueError, f"head_dim {D} is not supported; supported head dims are {_HEAD_DIMS}")
     if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"flash_attention: scale must be a positive finite number or None, got {scale!r}")
+        fail(ValueError, f"scale must be a positive finite number or None, got {scale!r}")
 
 
 def flash_attention(q, k, v, scale=None):
@@ -363,4 +377,4 @@ def flash_attention(q, k, v, scale=None):
     """
     _check_inputs(q, k, v, scale)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return _FlashAttentionFunction.apply(q, k, v, scale)
+    return _attention_fwd(q.contiguous(), k.contiguous(), v.contiguous(), scale)[0]

@@ -19,7 +19,8 @@ File layout, top to bottom:
     rms_norm_reference   plain PyTorch, fp32 math: the ground truth the tests use
     _rms_norm_fwd_kernel one program per row
     _rms_norm_bwd_kernel one program per *block* of rows, each writing a partial dW
-    _RMSNormFunction     torch.autograd.Function gluing the two to autograd
+    _rms_norm_fwd/_bwd   custom ops around the launches (torch.compile sees them whole),
+                         with the backward registered as the forward's autograd formula
     rms_norm             the public entry point: checks the inputs, then launches
 """
 
@@ -151,55 +152,66 @@ def _n_bwd_programs(n_rows, device):
 
 
 # ----------------------------------------------------------------------------------------
-# Autograd glue.
+# Custom operators. torch.compile cannot trace into a Triton launch made from Python, so
+# each launch is a torch.library custom op: a "fake" version gives only output shapes and
+# dtypes, and the compiler calls the op as one opaque step. The gradient formula is
+# registered on the op itself (register_autograd), so compiled and eager backward match.
+# An op's outputs must be new tensors: without a residual, "s" comes back empty.
 # ----------------------------------------------------------------------------------------
-class _RMSNormFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, residual, eps):
-        shape, C = x.shape, x.shape[-1]
-        x2 = x.reshape(-1, C).contiguous()  # (rows, C), rows = product of leading dims
-        n_rows = x2.shape[0]
-        has_res = residual is not None
-        r2 = residual.reshape(-1, C).contiguous() if has_res else x2  # dummy if unused
-        w = weight.contiguous()
-        y = torch.empty_like(x2)
-        s = torch.empty_like(x2) if has_res else x2  # with no residual, "s" is x itself
-        rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)  # (rows,)
+@torch.library.custom_op("nanopangu::rms_norm_fwd", mutates_args=())
+def _rms_norm_fwd(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None,
+                  eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x, residual (rows, C) contiguous -> y, s = x + residual ((0,) if none), rstd (rows,) fp32."""
+    has_res = residual is not None
+    y, s, rstd = _rms_norm_fwd_fake(x, weight, residual, eps)  # allocated as the fake says
+    block_c, num_warps = _launch_config(x.shape[1])
+    _rms_norm_fwd_kernel[(x.shape[0],)](  # unused pointers get x (HAS_RESIDUAL=False: never read)
+        x, residual if has_res else x, weight, y, s if has_res else x, rstd, x.shape[1], eps,
+        HAS_RESIDUAL=has_res, BLOCK_C=block_c, num_warps=num_warps)
+    return y, s, rstd
 
-        block_c, num_warps = _launch_config(C)
-        _rms_norm_fwd_kernel[(n_rows,)](
-            x2, r2, w, y, s, rstd, C, eps,
-            HAS_RESIDUAL=has_res, BLOCK_C=block_c, num_warps=num_warps,
-        )
-        ctx.save_for_backward(s, w, rstd)
-        ctx.has_res, ctx.shape = has_res, shape
-        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
-        if has_res:
-            return y.view(shape), s.view(shape)
-        return y.view(shape)
 
-    @staticmethod
-    def backward(ctx, dy, ds=None):
-        s, w, rstd = ctx.saved_tensors
-        n_rows, C = s.shape
-        dy = torch.zeros_like(s) if dy is None else dy.reshape(-1, C).contiguous()
-        has_ds = ds is not None
-        ds = ds.reshape(-1, C).contiguous() if has_ds else dy  # dummy pointer if unused
+@_rms_norm_fwd.register_fake
+def _rms_norm_fwd_fake(x, weight, residual, eps):
+    s = torch.empty_like(x) if residual is not None else x.new_empty(0)
+    return torch.empty_like(x), s, x.new_empty(x.shape[0], dtype=torch.float32)
 
-        n_prog = _n_bwd_programs(n_rows, s.device)
-        rows_per_program = triton.cdiv(n_rows, n_prog)
-        dx = torch.empty_like(s)
-        dw_partial = torch.empty((n_prog, C), dtype=torch.float32, device=s.device)
-        block_c, num_warps = _launch_config(C)
-        _rms_norm_bwd_kernel[(n_prog,)](
-            dy, ds, s, w, rstd, dx, dw_partial, n_rows, C, rows_per_program,
-            HAS_DS=has_ds, BLOCK_C=block_c, num_warps=num_warps,
-        )
-        dw = dw_partial.sum(0).to(w.dtype) if ctx.needs_input_grad[1] else None  # (C,)
-        dx = dx.view(ctx.shape)
-        # s = x + residual, so both receive the same gradient (as PyTorch's own add does).
-        dres = dx if ctx.has_res and ctx.needs_input_grad[2] else None
-        return dx, dw, dres, None
+
+@torch.library.custom_op("nanopangu::rms_norm_bwd", mutates_args=())
+def _rms_norm_bwd(dy: torch.Tensor, ds: torch.Tensor | None, s: torch.Tensor, weight: torch.Tensor,
+                  rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients (rows, C) of y and of the returned sum (or None) -> dx (rows, C), dweight (C,)."""
+    n_rows, C = s.shape
+    dy = dy.contiguous()
+    n_prog = _n_bwd_programs(n_rows, s.device)
+    dx = torch.empty_like(s)
+    dw_partial = s.new_empty((n_prog, C), dtype=torch.float32)  # one row per program
+    block_c, num_warps = _launch_config(C)
+    _rms_norm_bwd_kernel[(n_prog,)](
+        dy, ds.contiguous() if ds is not None else dy, s, weight, rstd, dx, dw_partial,
+        n_rows, C, triton.cdiv(n_rows, n_prog),
+        HAS_DS=ds is not None, BLOCK_C=block_c, num_warps=num_warps)
+    return dx, dw_partial.sum(0).to(weight.dtype)  # the second, fixed-order reduction
+
+
+@_rms_norm_bwd.register_fake
+def _(dy, ds, s, weight, rstd):
+    return torch.empty_like(s), torch.empty_like(weight)
+
+
+def _save_for_backward(ctx, inputs, output):
+    x, weight, residual, _ = inputs
+    ctx.has_res = residual is not None
+    ctx.save_for_backward(output[1] if ctx.has_res else x, weight, output[2])  # normalised s (or x)
+
+
+def _backward(ctx, dy, ds, _):
+    """Autograd hands zeros for an unused output. s = x + residual: both get the same dx."""
+    dx, dw = _rms_norm_bwd(dy, ds if ctx.has_res else None, *ctx.saved_tensors)
+    return dx, dw, dx if ctx.has_res else None, None
+
+
+_rms_norm_fwd.register_autograd(_backward, setup_context=_save_for_backward)
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,17 +232,16 @@ def _check_inputs(x, weight, eps, residual):
     """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
     if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError("rms_norm: x and weight must be torch.Tensors")
-    if x.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"rms_norm: x has dtype {x.dtype}; use float32, float16 or bfloat16")
-    if weight.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"rms_norm: weight has dtype {weight.dtype}; use float32, float16 or bfloat16")
+    for name, t in (("x", x), ("weight", weight)):
+        if t.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"rms_norm: {name} has dtype {t.dtype}; use float32, float16 or bfloat16")
     if x.dim() < 1 or x.shape[-1] == 0 or x.numel() == 0:
         raise ValueError(f"rms_norm: x has shape {tuple(x.shape)}; need (..., C) with C >= 1 and no empty dim")
     C = x.shape[-1]
     if weight.shape != (C,):
         raise ValueError(f"rms_norm: weight has shape {tuple(weight.shape)}, expected ({C},) to match x's last dim")
     if C > _MAX_C:
-        raise ValueError(f"rms_norm: hidden size {C} > {_MAX_C}, too large for the one-pass kernel; use rms_norm_reference")
+        raise ValueError(f"rms_norm: hidden size {C} > {_MAX_C} is too large for the one-pass kernel")
     if weight.device != x.device:
         raise ValueError(f"rms_norm: x is on {x.device} but weight is on {weight.device}; move them to one device")
     if residual is not None:
@@ -253,4 +264,6 @@ def rms_norm(x, weight, eps=1e-5, residual=None):
     Differentiable w.r.t. x, weight and residual (and through the returned s).
     """
     _check_inputs(x, weight, eps, residual)
-    return _RMSNormFunction.apply(x, weight, residual, float(eps))
+    rows = lambda t: None if t is None else t.reshape(-1, x.shape[-1]).contiguous()  # (rows, C)
+    y, s, _ = _rms_norm_fwd(rows(x), weight.contiguous(), rows(residual), float(eps))
+    return y.view(x.shape) if residual is None else (y.view(x.shape), s.view(x.shape))
