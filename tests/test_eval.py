@@ -334,7 +334,7 @@ def test_bpb_uniform_logits_is_log2_vocab_exactly(enc, tmp_path):
     assert n_bytes == sum(len(d.encode("utf-8")) for d in DOCS) == ev.text_bytes(enc, ids)
     assert list(ids).count(enc.eot_token) == len(DOCS) and len(ids) > 3 * 16   # several windows
     for stride in (0, 1, 5, 16):
-        r = ev.bits_per_byte(model, enc, ids, n_bytes, stride=stride, progress=False)
+        r = ev.measure_bpb(model, enc, ids, n_bytes, stride=stride, progress=False)
         assert r["tokens"] == len(ids)
         assert r["bpb"] == pytest.approx(math.log2(enc.n_vocab) * len(ids) / n_bytes, rel=1e-6)
         assert r["ppl_per_token"] == pytest.approx(enc.n_vocab, rel=1e-5)
@@ -353,7 +353,7 @@ def test_bpb_windows_score_every_token_once(enc):
         for t in range(1, len(x)):
             ctx = x[max(0, t - 8):t]
             nll -= torch.log_softmax(model(torch.tensor([ctx]))[0][0, -1, :enc.n_vocab], -1)[x[t]].item()
-    r = ev.bits_per_byte(model, enc, ids, stride=1, batch_size=3, progress=False)
+    r = ev.measure_bpb(model, enc, ids, stride=1, batch_size=3, progress=False)
     assert r["bytes"] == len(DOCS[0].encode()) and r["nats_per_token"] == pytest.approx(nll / len(ids), rel=1e-5)
 
 
@@ -481,8 +481,8 @@ def test_task_files_in_data_dir(tmp_path):
 def test_cli_errors(ckpt, tmp_path):
     with pytest.raises(SystemExit, match=r"eval.py: error: hellaswag: expected .*hellaswag_val.jsonl"):
         ev.main(["--ckpt", ckpt, "--tasks", "hellaswag", "--data-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="unknown task 'mmlu'"):
-        ev.main(["--ckpt", ckpt, "--tasks", "mmlu"])
+    with pytest.raises(SystemExit, match="unknown task .mmlu2."):
+        ev.main(["--ckpt", ckpt, "--tasks", "mmlu2"])
     with pytest.raises(SystemExit, match="checkpoint .* not found"):
         ev.main(["--ckpt", str(tmp_path / "none.pt"), "--sample", ""])
     with pytest.raises(SystemExit, match="does not exist"):

@@ -182,3 +182,28 @@ def test_help_and_import_have_no_side_effects(capsys):
     assert e.value.code == 0 and "(default: float32)" in capsys.readouterr().out
     done = subprocess.run([sys.executable, "-c", "import export"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
+
+
+class Evil:
+    def __reduce__(self):                                       # what a full unpickle would call
+        return os.system, (f"echo pwned > {os.environ['SENTINEL']}",)
+
+
+def test_untrusted_pickle_never_runs_and_inputs_are_kept(tokenizers, tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTINEL", str(tmp_path / "PWNED"))
+    torch.save({"model": {}, "model_config": {}, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(SystemExit) as e:
+        export.main([str(tmp_path / "evil.pt"), str(tmp_path / "hf")])
+    assert "--trust_checkpoint" in str(e.value.code) and "\n" not in str(e.value.code)
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "hf").exists()
+    enc = tokenizers["plain"]                                  # OUT_DIR = the checkpoint's own folder: refused
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = save_ckpt(run / "ckpt.pt", random_model(enc, seed=1), enc)
+    before = open(ckpt, "rb").read()
+    with pytest.raises(SystemExit, match=r"export.py: error: .*run holds the checkpoint .*; export into another"):
+        export.main([ckpt, str(run), "--force"])
+    assert sorted(os.listdir(run)) == ["ckpt.pt"] and open(ckpt, "rb").read() == before
+    monkeypatch.setattr(export, "export", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(SystemExit, match=r"^export.py: interrupted; .* run again with --force$"):
+        export.main([ckpt, str(tmp_path / "x")])
