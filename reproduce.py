@@ -1,24 +1,31 @@
 """
-reproduce.py — the paper's design formulas re-run at laptop scale, with a results page (docs/RESULTS.md).
+reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
-    python reproduce.py                       # all six studies: about 2 hours on 2 CPU cores
-    python reproduce.py --quick               # the same studies on a 1/8 budget, one seed: under 10 minutes
-    python reproduce.py --only=rounds         # one study (tokenizer, architecture, inheritance, rounds, batch, together)
+    python reproduce.py                  # all six studies: about 2 hours on 2 CPU cores (estimated)
+    python reproduce.py --quick          # the same studies on a 1/8 budget, one seed: under 10 min
+    python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
-It drives the other scripts exactly as a user would (tokenizer_compress.py, data/prepare.py, train.py,
-inherit.py, eval.py, each in its own process) on the children's corpus (../shared/data/corpora: 174 books to
-train on, 10 held-out books for val bits-per-byte), or on the built-in Shakespeare when that is absent.
-Every run lives in <work>/runs/NAME-sSEED: a finished run (result.json) is skipped and an interrupted one
-resumes from its checkpoint, so the script can be stopped and started again at any time.
+It drives the other scripts as a user would (tokenizer_compress.py, data/prepare.py, train.py,
+inherit.py, eval.py, each in its own process) on the children's corpus (../shared/data/corpora), or
+on the built-in Shakespeare when that is absent. A run lives in <work>/runs/NAME-sSEED: a finished
+run (result.json) is reused and an interrupted one resumes from its checkpoint, so stop it (Ctrl-C)
+and start it again at will. The page is written beside its final name (RESULTS.partial.md) and moved
+over it once every study is done: a stopped run never leaves a half page where the full one was.
 
-Scale: one model body (4 layers x 128, 4 heads, SwiGLU 8/3) at ~0.8M non-embedding parameters, 16 x 128
-tokens per step, a few hundred steps. Every comparison is at equal steps (= equal tokens) unless a table
-says otherwise. Seeds (the issue's rule): each study's reference runs 2 seeds, whose difference is the
-seed spread; every variant within 2x that spread of the reference runs its second seed too; a cell with
-two seeds shows their mean ± half their difference.
+How a verdict is reached (the statistics, in four rules):
+1. Every run is scored on the SAME held-out text (<work>/heldout.txt, 256 KB of held-out books at
+   full scale) by `eval.py --bpb`, so that a difference between runs is the models', not the text's.
+2. Run-to-run noise σ is pooled over every configuration run with n_i >= 2 seeds:
+   σ² = Σ_i Σ_s (x_is - mean_i)² / Σ_i (n_i - 1); the page prints σ with its degrees of freedom.
+3. Two arms are compared by PAIRED differences d_s = arm1(seed s) - arm2(seed s): a seed means the
+   same data order, so what both runs share cancels. Δ = mean d; SE(Δ) = sd(d)/√n with n >= 3
+   seeds, else √(2σ²/n) from the pooled σ (ignores the pairing's gain: conservative).
+4. A verdict needs |Δ| > 2 SE. With SE ≈ √(2σ²/n) that takes n > 8σ²/Δ² seeds per arm, so an arm
+   gets more seeds (up to --max_seeds) while the rule asks for them; else it is "Inconclusive".
 """
 import argparse
 import datetime
+import inspect
 import json
 import math
 import os
@@ -28,232 +35,292 @@ import shutil
 import subprocess
 import sys
 import time
+import timeit
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(os.path.dirname(HERE), "shared", "data")
-CHILDREN = [os.path.join(SHARED, "corpora", f"gutenberg_children_{s}.txt.gz") for s in ("train", "val")]
-STUDIES = ("tokenizer", "architecture", "inheritance", "rounds", "batch", "together")
-# shapes (n_layer, n_embd, n_head, ffn_ratio); FFN sizes round to 32. With the 8k vocabulary every shape
-# below has ~2.9M parameters in all (vocabulary rows included, as the paper counts its 1B budget).
-BASE = (4, 128, 4, 8 / 3)
-SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": (12, 96, 3, 8 / 3),
+CHILDREN = [f"{SHARED}/corpora/gutenberg_children_{split}.txt.gz" for split in ("train", "val")]
+STUDIES = {"tokenizer": "Compact tokenizer", "architecture": "Architecture tweak",
+           "inheritance": "Parameter inheritance", "rounds": "Multiple-round training",
+           "batch": "Batch size and learning rate", "together": "All together: baseline vs Pro"}
+STEPS, SOURCE_STEPS = 100, 200    # optimizer steps at --scale=1: every run; the inheritance source
+BATCH, SEQ, LR = 16, 128, 3e-3    # 16 x 128 tokens a step; train.py's default peak lr, tuned at 16
+HELDOUT_BYTES = 256_000           # rule 1's fixed held-out text at --scale=1 (>= 250 KB)
+# The studies' grids (the toy test shrinks them). Shapes: (n_layer, n_embd, n_head, ffn_ratio), FFN
+# sizes rounded up to a multiple of 32; with the 8k vocabulary each has ~2.9M parameters in all
+# (vocabulary rows included, as the paper counts its 1B).
+VOCABS = ("1k", "2k", "4k", "8k")                       # 1: compact vocabularies (and the full one)
+BASE, DEEP = (4, 128, 4, 8 / 3), (12, 96, 3, 8 / 3)
+SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": DEEP,
           "deep-thin 16x96, FFN 1.5": (16, 96, 3, 1.5), "deep-thin 9x96, FFN 4": (9, 96, 3, 4.0)}
-SOURCE = (12, 192, 6, 8 / 3)      # the larger model that inheritance starts from (trained here first)
-STEPS, TOK_STEPS, SOURCE_STEPS = 100, 100, 200  # optimizer steps at --scale=1: most runs, tokenizer study, source
-BATCH, SEQ = 16, 128
+LR_SWEEP = (0.5, 1, 2)                                  # 2: each shape's lr, as multiples of LR
+SOURCE = (12, 192, 6, 8 / 3)                            # 3: the model inheritance starts from
+LAYERS = ("first", "last", "uniform", "importance")     # 3: layer strategies beside `edges`
+WIDTHS = ("random", "l1", "l2", "activation", "learnable")   # 3: width metrics beside `taylor`
+ROUND2 = {"softmax, T = 0.1": ("softmax", 0.1, 0.5), "top-k hardest": ("topk", 1.0, 0.5),
+          "uniform 50%": ("uniform", 1.0, 0.5)}         # 4: besides the paper's draw and all data
+BATCHES, POWERS = (8, 64), (0, 0.5, 1)                  # 5: batch sizes and r of lr ∝ batch^r
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1/8 of the steps and corpus, one seed (sets --scale and --seeds)")
-    p.add_argument("--only", default="", help="comma-separated studies to run: " + ", ".join(STUDIES) + "; empty = all")
-    p.add_argument("--scale", type=float, default=None, help="multiply every step count and corpus size (default 1, --quick 0.125)")
-    p.add_argument("--seeds", type=int, default=None, help="1 or 2 seeds where a difference needs it (default 2, --quick 1)")
-    p.add_argument("--seed", type=int, default=1337, help="first seed; the second is seed+1")
-    p.add_argument("--work", default=None, help="runs, data and tokenizers (default out_reproduce, --quick out_reproduce_quick)")
-    p.add_argument("--page", default=None, help="results page (default docs/RESULTS.md, --quick docs/RESULTS-quick.md)")
-    p.add_argument("--corpus", default=None, help="train text instead of the children's corpus (val: 1 in 10 documents)")
+def parse_args(argv):
+    quick = "--quick" in argv                  # --quick sets other defaults, which --help shows
+    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1/8 of the steps and corpus, one seed")
+    p.add_argument("--only", default="", help=f"comma-separated of {', '.join(STUDIES)}; '' = all")
+    p.add_argument("--scale", type=float, default=1 / 8 if quick else 1, help="x steps and corpora")
+    p.add_argument("--seeds", type=int, default=1 if quick else 2, help="seeds of a verdict's arms")
+    p.add_argument("--max_seeds", type=int, help="cap on the 8σ²/Δ² rule's seeds; None: 4, quick 1")
+    p.add_argument("--seed", type=int, default=1337, help="first seed; the others count up from it")
+    p.add_argument("--work", help="runs, data, tokenizers; None: out_reproduce[_quick]")
+    p.add_argument("--page", help="results page; None: docs/RESULTS[-quick][-only-STUDY].md")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda, for train.py and eval.py")
-    a = p.parse_args(argv)
-    a.scale = a.scale if a.scale is not None else (0.125 if a.quick else 1.0)
-    a.seeds = a.seeds if a.seeds is not None else (1 if a.quick else 2)
-    a.work = a.work or os.path.join(HERE, "out_reproduce_quick" if a.quick else "out_reproduce")
-    a.page = a.page or os.path.join(HERE, "docs", "RESULTS-quick.md" if a.quick else "RESULTS.md")
-    a.only = [s for s in a.only.split(",") if s] or list(STUDIES)
-    bad = [s for s in a.only if s not in STUDIES]
-    if bad or not 0 < a.scale <= 4 or a.seeds not in (1, 2):
-        p.error(f"--only takes {', '.join(STUDIES)}; --scale must be in (0, 4]; --seeds 1 or 2")
-    if a.corpus and not os.path.exists(a.corpus):
-        p.error(f"--corpus={a.corpus} does not exist")
-    return a
+    o = p.parse_args(argv)
+    o.max_seeds = o.max_seeds if o.max_seeds is not None else max(o.seeds, 1 if quick else 4)
+    only = [s for s in o.only.split(",") if s]
+    errors = [f"--only: unknown study {s!r} (choose from {', '.join(STUDIES)})"
+              for s in only if s not in STUDIES]
+    errors += ["--scale must be in (0, 4]"] * (not 0 < o.scale <= 4)
+    errors += [f"--seeds must be in 1..--max_seeds ({o.max_seeds})"] * (o.seeds < 1 or
+                                                                         o.seeds > o.max_seeds)
+    if errors:                                   # one line per bad option, all at once
+        p.error("\nreproduce.py: error: ".join(errors))
+    o.only = [s for s in STUDIES if s in only] or list(STUDIES)
+    o.work = o.work or os.path.join(HERE, "out_reproduce_quick" if o.quick else "out_reproduce")
+    part = "-only-" + "-".join(o.only) if len(o.only) < len(STUDIES) else ""
+    o.page = o.page or os.path.join(HERE, "docs", f"RESULTS{'-quick' * o.quick}{part}.md")
+    return o
 
 
-A = None                                      # the parsed options, set by main()
-steps = lambda n: max(2, round(n * A.scale))  # step counts at full scale -> this run's
+OPTS = None                                        # the parsed options, set by main()
+steps = lambda n: max(2, round(n * OPTS.scale))    # a step count at full scale -> this run's
+
+
+def fail(msg):
+    raise SystemExit(f"reproduce.py: error: {msg}")
 
 
 def sh(args, log, check=True):
-    """Run one of the project's scripts, output to `log`; on failure stop with its last lines (check) or
-    return them."""
+    """Run one of the project's scripts in its own process, its output appended to `log`. On
+    failure: stop with its last two lines (check), or return them ("" on success)."""
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    with open(log, "w") as f:
+    with open(log, "a") as f:
         rc = subprocess.call([sys.executable] + args, cwd=HERE, stdout=f, stderr=subprocess.STDOUT)
     tail = " | ".join(open(log).read().strip().splitlines()[-2:]) if rc else ""
     if rc and check:
-        sys.exit(f"reproduce.py: error: {args[0]} failed (exit {rc}): {tail} (log: {log})")
+        fail(f"{args[0]} failed (exit {rc}): {tail} (log: {log}); re-run to resume")
     return tail
 
 
-# ---- data: a corpus slice, compact tokenizers, shards ----------------------------------------------------
+# ---- data: a corpus slice, the fixed held-out text, compact tokenizers, shards ------------------
 def corpus(name, train_mb, val_mb):
-    """work/corpus/NAME/{train,val}.txt: whole documents (the last one cut at a line) up to the sizes."""
+    """work/corpus/NAME/{train,val}.txt: whole documents (the last cut at a line) up to sizes."""
     from data.corpus import iter_corpus, SEPARATOR
-    d = os.path.join(A.work, "corpus", name)
-    if os.path.exists(os.path.join(d, "val.txt")):
-        return d
-    os.makedirs(d, exist_ok=True)
-    src = (A.corpus, None) if A.corpus else CHILDREN if all(map(os.path.exists, CHILDREN)) else (None, None)
-    cap, n = {"train": int(train_mb * 1e6), "val": int(val_mb * 1e6)}, {"train": 0, "val": 0}
-    files = {s: open(os.path.join(d, f"{s}.tmp"), "w", encoding="utf-8") for s in cap}
-    for split, doc in iter_corpus(*src):
-        if n[split] < cap[split]:
-            doc = doc if len(doc) <= cap[split] - n[split] else doc[:doc.rfind("\n", 0, cap[split] - n[split]) + 1]
-            files[split].write(doc + f"\n{SEPARATOR}\n")
-            n[split] += len(doc.encode())
-        if all(n[s] >= cap[s] for s in cap):
-            break
-    for s, f in files.items():
-        f.close()
-        os.replace(f.name, os.path.join(d, f"{s}.txt"))
-    return d
+    folder = os.path.join(OPTS.work, "corpus", name)
+    if not os.path.exists(os.path.join(folder, "val.txt")):
+        os.makedirs(folder, exist_ok=True)
+        cap, size = {"train": int(train_mb * 1e6), "val": int(val_mb * 1e6)}, {"train": 0, "val": 0}
+        files = {s: open(os.path.join(folder, f"{s}.tmp"), "w", encoding="utf-8") for s in cap}
+        for split, doc in iter_corpus(*(CHILDREN if all(map(os.path.exists, CHILDREN)) else ())):
+            if size[split] < cap[split]:
+                room = cap[split] - size[split]
+                doc = doc if len(doc) <= room else doc[:doc.rfind("\n", 0, room) + 1]
+                files[split].write(doc + f"\n{SEPARATOR}\n")
+                size[split] += len(doc.encode())
+            if all(size[s] >= cap[s] for s in cap):
+                break
+        for s, f in files.items():               # val.txt last: it marks the slice as complete
+            f.close()
+            os.replace(f.name, os.path.join(folder, f"{s}.txt"))
+    return folder
 
 
-def tokenizer(K, text):
-    """A compact tokenizer of K tokens counted on `text` (tokenizer_compress.py); "full" = cl100k_base."""
-    if K == "full":
+def heldout():
+    """Rule 1's text: the first HELDOUT_BYTES (x scale, up to 1) of the main corpus's val split, cut
+    at a line. Every run of every study, whatever its tokenizer, seed or data, is scored on it."""
+    path = os.path.join(OPTS.work, "heldout.txt")
+    if not os.path.exists(path):
+        text = open(corpus("main", 12 * OPTS.scale, 1.5 * OPTS.scale) + "/val.txt").read()
+        cut = int(HELDOUT_BYTES * min(1.0, 2 * OPTS.scale))
+        with open(path + ".tmp", "w") as f:
+            f.write(text[:text.rfind("\n", 0, cut) + 1] or text)
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def tokenizer(vocab):
+    """A compact tokenizer of `vocab` tokens counted on the main train text; full = cl100k_base."""
+    if vocab == "full":
         return "cl100k_base"
-    out = os.path.join(A.work, "tok", f"{K}.json")
-    args = ["tokenizer_compress.py", f"--input={text}", f"--out={out}", f"--out_dir={os.path.join(A.work, 'tok')}"]
-    if not os.path.exists(out):      # a small text keeps fewer than K tokens alive: then all of them
-        tail = sh(args + [f"--vocab={K}"], out[:-5] + ".log", check=False)
+    log = os.path.join(OPTS.work, "tok", vocab)
+    out = log + ".json"
+    args = ["tokenizer_compress.py", f"--input={OPTS.work}/corpus/main/train.txt", f"--out={out}",
+            f"--out_dir={os.path.dirname(out)}"]
+    if not os.path.exists(out):     # a small text keeps fewer than `vocab` tokens alive: take all
+        tail = sh(args + [f"--vocab={vocab}"], log + ".log", check=False)
         alive = re.search(r"use --vocab=(\d+)", tail)
+        if tail and not alive:
+            fail(f"tokenizer_compress.py failed: {tail} (log: {log}.log)")
         if alive:
-            sh(args + [f"--vocab={alive[1]}"], out[:-5] + ".log")
-        elif tail:
-            sys.exit(f"reproduce.py: error: tokenizer_compress.py failed: {tail} (log: {out[:-5]}.log)")
+            sh(args + [f"--vocab={alive[1]}"], log + ".log")
     return out
 
 
-def shards(K, corpus_dir, name=None):
-    """data/prepare.py of a corpus slice with the K tokenizer; returns the folder and its meta.json."""
-    d = os.path.join(A.work, "data", name or K)
-    if not os.path.exists(os.path.join(d, "meta.json")):
-        main_text = os.path.join(A.work, "corpus", "main", "train.txt")
-        sh(["data/prepare.py", f"--tokenizer={tokenizer(K, main_text)}", f"--input={corpus_dir}/train.txt",
-            f"--val_input={corpus_dir}/val.txt", f"--out_dir={d}", "--overwrite"], d + ".log")
-    return d, json.load(open(os.path.join(d, "meta.json")))
+def shards(vocab, corpus_dir=None, name=None):
+    """data/prepare.py of a corpus slice (default: main) with a tokenizer: (folder, meta)."""
+    folder = os.path.join(OPTS.work, "data", name or vocab)
+    corpus_dir = corpus_dir or os.path.join(OPTS.work, "corpus", "main")
+    if not os.path.exists(os.path.join(folder, "meta.json")):
+        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab)}", f"--input={corpus_dir}/train.txt",
+            f"--val_input={corpus_dir}/val.txt", f"--out_dir={folder}", "--overwrite"],
+           folder + ".log")
+    return folder, json.load(open(os.path.join(folder, "meta.json")))
 
 
-# ---- one training run: skipped when finished, resumed when interrupted -----------------------------------
-def shape_opts(shape):
-    L, C, H, r = shape
-    return {"n_layer": L, "n_embd": C, "n_head": H, "ffn_ratio": r, "ffn_multiple": 32, "block_size": SEQ}
-
-
+# ---- one training run: reused when finished, resumed when interrupted ---------------------------
 def train(name, n_steps, seed, data="8k", shape=BASE, init=None, fork=None, **opts):
-    """train.py in its own process, with one progress bar read from its log.jsonl. Returns the result:
-    the val curve [(step, train seconds, val loss, val bpb)], final bpb, tokens/s, parameters."""
-    from tqdm import tqdm
-    out = os.path.join(A.work, "runs", f"{name}-s{seed}")
-    if os.path.exists(os.path.join(out, "result.json")):
-        return json.load(open(os.path.join(out, "result.json")))
-    if fork and not os.path.exists(os.path.join(out, "ckpt.pt")):       # start from a copy of another run
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(fork.format(seed=seed), out, ignore=shutil.ignore_patterns("result.json"))
-    resume = os.path.exists(os.path.join(out, "ckpt.pt"))
-    if not resume and os.path.exists(os.path.join(out, "log.jsonl")):   # stopped before its first checkpoint
-        os.remove(os.path.join(out, "log.jsonl"))
-    data_dir = data if os.path.isdir(data) else shards(data, os.path.join(A.work, "corpus", "main"))[0]
-    args = {"data": data_dir, "out_dir": out, "max_iters": n_steps, "seed": seed, "batch_size": BATCH,
-            "seq_len": SEQ, "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
-            "eval_iters": max(2, round(16 * min(1.0, 4 * A.scale))), "log_interval": max(1, n_steps // 20),
-            "sample_tokens": 0, "device": A.device, "init_from": "resume" if resume else init or "scratch",
-            **({} if init or fork else shape_opts(shape)), **opts}
-    total = n_steps + (args.get("rounds", 1) - 1) * (args.get("refine_iters") or n_steps) if not args.get("halt_at") else n_steps
-    os.makedirs(out, exist_ok=True)
-    log = os.path.join(out, "log.jsonl")
-    with open(os.path.join(out, "stdout.txt"), "a") as f, tqdm(total=total, desc=f"{name} s{seed}", dynamic_ncols=True) as bar:
-        p = subprocess.Popen([sys.executable, "train.py"] + [f"--{k}={v}" for k, v in args.items()], cwd=HERE,
-                             stdout=f, stderr=subprocess.STDOUT)
-        while p.poll() is None:
-            time.sleep(0.5)
-            rows = read_log(log)
-            bar.update(max([r["gstep"] for r in rows], default=0) - bar.n)
-    if p.returncode:
-        tail = open(os.path.join(out, "stdout.txt")).read().strip().splitlines()[-2:]
-        sys.exit(f"reproduce.py: error: run {name} s{seed} failed (exit {p.returncode}): {' | '.join(tail)} "
-                 f"(log: {out}/stdout.txt); re-run to resume it")
-    return finish_run(out, args)
-
-
-def read_log(path):
-    """train.py's log rows, the last one of each (round, step, kind) (a resumed run repeats some), with the
-    step counted over all rounds (gstep)."""
-    if not os.path.exists(path):
-        return []
-    rows = {}
-    for line in open(path):
-        if line.strip():
-            r = json.loads(line)
-            rows[(r["round"], r["step"], "val_loss" in r)] = r
-    ends = {}                                              # last step of each round
-    for (rd, st, _) in rows:
-        ends[rd] = max(ends.get(rd, 0), st)
-    for (rd, st, _), r in rows.items():
-        r["gstep"] = st + sum(ends.get(k, 0) for k in range(1, rd))
-    return sorted(rows.values(), key=lambda r: (r["gstep"], "val_loss" in r))
-
-
-def finish_run(out, args):
-    from model import load_model
-    rows, t, last, curve = read_log(os.path.join(out, "log.jsonl")), 0.0, 0, []
-    for r in rows:                                         # train seconds from each log row's tokens/s
+    """train.py, then `eval.py --bpb` of its checkpoint. Returns the result: "bpb" on the fixed
+    held-out text (rule 1: every table and verdict), the val "curve" [(tokens, train seconds, val
+    bpb)] on train.py's own windows (plots, equal-time reads), median tokens/s, parameters."""
+    out = os.path.join(OPTS.work, "runs", f"{name}-s{seed}")
+    recipe = repr((n_steps, data, shape, init, sorted(opts.items())))   # what made it, kept by it
+    if os.path.exists(f"{out}/result.json"):                           # finished: reused if alike
+        res = json.load(open(f"{out}/result.json"))
+        if res.get("recipe") != recipe:
+            fail(f"{out} was made by other options ({res.get('recipe')}); delete it, or change "
+                 "--work")
+        return res
+    if fork and not os.path.exists(f"{out}/ckpt.pt"):                  # go on from another run
+        shutil.copytree(fork(seed), out, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("result.json", "heldout.*"))
+    L, C, H, ratio = shape
+    args = {"data": data if os.path.isdir(data) else shards(data)[0], "out_dir": out, "seed": seed,
+            "max_iters": n_steps, "batch_size": BATCH, "seq_len": SEQ, "sample_tokens": 0,
+            "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
+            "log_interval": max(1, n_steps // 20), "device": OPTS.device,
+            "eval_iters": max(2, round(16 * min(4 * OPTS.scale, 1))),    # val batches: 16, quick 8
+            "init_from": "resume" if os.path.exists(f"{out}/ckpt.pt") else init or "scratch"}
+    if not (init or fork):          # a new model; a student or a fork has its checkpoint's shape
+        args.update(n_layer=L, n_embd=C, n_head=H, ffn_ratio=ratio, ffn_multiple=32, block_size=SEQ)
+    print(f"{time.strftime('%X')} {name} s{seed}: {n_steps} steps, {args['init_from']}", flush=True)
+    sh(["train.py"] + [f"--{k}={v}" for k, v in {**args, **opts}.items()], f"{out}/stdout.txt")
+    rows = [json.loads(line) for line in open(f"{out}/log.jsonl") if line.strip()]
+    seconds, last, curve = 0.0, 0, []
+    for r in rows:                  # train seconds: a logged interval's tokens / its tokens per s
         if "tok_per_s" in r:
-            t, last = t + (r["gstep"] - last) * args["batch_size"] * args["seq_len"] / r["tok_per_s"], r["gstep"]
+            seconds, last = seconds + (r["tokens"] - last) / r["tok_per_s"], r["tokens"]
         else:
-            curve.append((r["gstep"], t, r["val_loss"], r["val_bpb"]))
-    model, _ = load_model(os.path.join(out, "ckpt.pt"))
-    res = {"curve": curve, "final_loss": curve[-1][2], "bpb": curve[-1][3], "seconds": t,
+            curve.append((r["tokens"], seconds, r["val_bpb"]))
+    from model import load_model
+    res = {"curve": curve, "bpb": heldout_bpb(f"{out}/ckpt.pt", f"{out}/heldout.json"), "out": out,
            "tok_s": float(np.median([r["tok_per_s"] for r in rows if "tok_per_s" in r])),
-           "params": model.param_count(), "out": out}
-    json.dump(res, open(os.path.join(out, "result.json"), "w"))
+           "train_loss": float(np.mean([r["loss"] for r in rows if "loss" in r][-3:])),
+           "params": load_model(f"{out}/ckpt.pt")[0].param_count(), "recipe": recipe}
+    json.dump(res, open(f"{out}/result.json", "w"))
     return res
 
 
+def heldout_bpb(ckpt, report):
+    """Rule 1: `eval.py --bpb` of a checkpoint on the fixed held-out text (its default stride: every
+    token scored once, with at least half a context before it); cached in `report`."""
+    if not os.path.exists(report):
+        sh(["eval.py", f"--ckpt={ckpt}", f"--bpb={heldout()}", f"--out={report}",
+            f"--device={OPTS.device}"], report[:-5] + ".log")
+    return json.loads(open(report).readlines()[-1])["bpb"]["bpb"]     # eval.py appends a line a run
+
+
+# ---- the statistics of the module docstring: pooled σ, paired Δ and its SE, the seed rule -------
+REPEATS = {}          # run name -> {seed: held-out bpb} of every configuration (rule 2's pool)
+
+
 class Variant:
-    """One configuration of a study, trained with one seed or, where a difference needs it, two."""
+    """One configuration of a study (a table row); `res` holds a result per seed, from --seed up."""
     def __init__(self, label, name, n_steps, **spec):
         self.label, self.name, self.n_steps, self.spec, self.res = label, name, n_steps, spec, []
 
     def seeds(self, n):
-        while len(self.res) < min(n, A.seeds):
-            self.res.append(train(self.name, self.n_steps, A.seed + len(self.res), **self.spec))
+        while len(self.res) < n:
+            seed = OPTS.seed + len(self.res)
+            self.res.append(train(self.name, self.n_steps, seed, **self.spec))
+            REPEATS.setdefault(self.name, {})[seed] = self.res[-1]["bpb"]
         return self
 
     def get(self, key):
         return float(np.mean([r[key] for r in self.res]))
 
     bpb = property(lambda self: self.get("bpb"))
-    spread = property(lambda self: abs(self.res[0]["bpb"] - self.res[1]["bpb"]) if len(self.res) > 1 else None)
-    cell = property(lambda self: f"{self.bpb:.3f}" + (f" ± {self.spread / 2:.3f}" if self.spread is not None else ""))
+    by_seed = property(lambda self: {OPTS.seed + i: r["bpb"] for i, r in enumerate(self.res)})
+    cell = property(lambda self: f"{self.bpb:.3f}" + f" (n={len(self.res)})" * (len(self.res) > 1))
 
 
-def settle(variants, ref):
-    """The seed rule: ref runs 2 seeds; a variant within 2x their spread of ref runs its second seed too."""
-    for v in variants:
-        v.seeds(1)
-    ref.seeds(2)
-    if ref.spread is not None:
-        for v in variants:
-            if abs(v.bpb - ref.bpb) < 2 * ref.spread:
-                v.seeds(2)
-    return ref.spread
+def pooled_sigma():
+    """Rule 2: (σ, degrees of freedom) pooled over the configurations with >= 2 seeds; (None, 0)."""
+    groups = [np.array(list(g.values())) for g in REPEATS.values() if len(g) >= 2]
+    df = sum(len(g) - 1 for g in groups)
+    return (math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / df) if df else None), df
 
 
-def verdict(diff, spread, holds, fails):
-    """One line: lower is better, diff = claimed-better minus other, in bits per byte."""
-    if spread is not None and abs(diff) < 2 * spread:
-        return f"**Inconclusive at this scale**: the difference ({diff:+.3f} bpb) is within 2x the seed spread ({spread:.3f})."
-    seeds = f", seed spread {spread:.3f}" if spread is not None else ", one seed"
-    return f"**Reproduces** ({diff:+.3f} bpb{seeds}): {holds}" if diff < 0 else \
-        f"**Does not reproduce** ({diff:+.3f} bpb{seeds}): {fails}"
+def paired(claim, other):
+    """Rule 3: (Δ, SE, n) of mean(claim arms) - mean(other arms) over the seeds every arm ran. Each
+    side is a list of Variants (a claim may be averaged over settings); Δ < 0 favours the claim."""
+    seeds = sorted(set.intersection(*(set(v.by_seed) for v in claim + other)))
+    mean = lambda arms, s: np.mean([v.by_seed[s] for v in arms])
+    d = np.array([mean(claim, s) - mean(other, s) for s in seeds])
+    sigma, _ = pooled_sigma()
+    if len(d) >= 3:
+        se = d.std(ddof=1) / math.sqrt(len(d))
+    else:           # Var(d) of independent runs: σ²/k for a side's mean of k settings (2σ² if 1:1)
+        se = sigma * math.sqrt((1 / len(claim) + 1 / len(other)) / len(d)) if sigma else None
+    return float(d.mean()), se, len(d)
 
 
-def plot(fname, xlabel, ylabel, series, bars=None):
-    """A PNG beside the page: series {label: (xs, ys)} as lines, or bars {label: ys} over the names bars['_x'].
-    Returns the Markdown image line, or a note when matplotlib (optional) is not installed."""
+def decide(claim, other, rest=()):
+    """Rule 4: run each arm's --seeds, then add a seed to every arm at a time while |Δ| <= 2 SE and
+    n > 8σ²/Δ² asks for more seeds than it has (up to --max_seeds); then one seed of each of the
+    `rest` (a study's other rows). Returns (Δ, SE, n)."""
+    claim, other = [[v] if isinstance(v, Variant) else v for v in (claim, other)]
+    n = OPTS.seeds
+    while True:
+        for v in claim + other:
+            v.seeds(n)
+        delta, se, n = paired(claim, other)
+        sigma, _ = pooled_sigma()
+        # |Δ| > 2 SE, SE² = σ²(1/k1 + 1/k2)/n  <=>  n > 4σ²(1/k1 + 1/k2)/Δ² (8σ²/Δ² if 1 each)
+        k = 1 / len(claim) + 1 / len(other)
+        wanted = 4 * sigma ** 2 * k / delta ** 2 if sigma and delta else math.inf
+        if (se is not None and abs(delta) > 2 * se) or n >= min(wanted, OPTS.max_seeds):
+            for v in rest:
+                v.seeds(1)
+            return delta, se, n
+        n += 1
+
+
+def verdict(arms, result, holds, fails):
+    """The wording follows from the numbers alone: Reproduces iff Δ < 0 (the paper's sign) and
+    |Δ| > 2 SE; Does not reproduce iff Δ > 0 and |Δ| > 2 SE; else Inconclusive (also without SE)."""
+    delta, se, n = result
+    numbers = f"Δ = {delta:+.3f} bpb, SE {'unknown' if se is None else f'{se:.3f}'}, {n} seed(s)"
+    if se is None or abs(delta) <= 2 * se:
+        return f"**Verdict** ({arms}). **Inconclusive at this scale** ({numbers}): |Δ| <= 2 SE."
+    word, why = ("Reproduces", holds) if delta < 0 else ("Does not reproduce", fails)
+    return f"**Verdict** ({arms}). **{word}** ({numbers}): {why}"
+
+
+# ---- the page: sections, plots, tables -------------------------------------------------------
+def section(study, *parts):
+    """A study's part of the page: its title, the "Paper ..." paragraph of its docstring on one line
+    (the claim sits by its code), then `parts`."""
+    key = study.__name__[len("study_"):]
+    claim = next(p for p in inspect.getdoc(study).split("\n\n") if p.startswith("Paper"))
+    title = f"## {list(STUDIES).index(key) + 1}. {STUDIES[key]}"
+    return "\n\n".join([title, "**Paper**" + " ".join(claim.split())[5:], *parts])
+
+
+def plot(fname, xlabel, ylabel, series):
+    """A PNG of `series` {label: (xs, ys)} beside the page, in a folder named after it (RESULTS.md:
+    results/; RESULTS-quick.md: results-quick/): its plots never overwrite another page's."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -261,342 +328,335 @@ def plot(fname, xlabel, ylabel, series, bars=None):
     except ImportError:
         return "_(no plot: matplotlib is not installed; `pip install matplotlib` adds the plots)_"
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for label, (x, y) in (series or {}).items():
+    for label, (x, y) in series.items():
         ax.plot(x, y, "o-", ms=3, label=label)
-    if bars:
-        names = bars.pop("_x")
-        w = 0.8 / len(bars)
-        for i, (label, ys) in enumerate(bars.items()):
-            ax.bar(np.arange(len(names)) + i * w, ys, w, label=label)
-        ax.set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=30, fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    d = os.path.join(os.path.dirname(os.path.abspath(A.page)), "results")
-    os.makedirs(d, exist_ok=True)
-    fig.savefig(os.path.join(d, fname), dpi=110)
+    sub = os.path.splitext(os.path.basename(OPTS.page))[0].lower()
+    folder = os.path.join(os.path.dirname(os.path.abspath(OPTS.page)), sub)
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(os.path.join(folder, fname), dpi=110)
     plt.close(fig)
-    return f"![{fname}](results/{fname})"
+    return f"![{fname}]({sub}/{fname})"
 
 
-def table(header, rows):
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
-                     ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+# a Markdown table; plot()'s series of each variant's first-seed val bpb over tokens (x = 0) or
+# train seconds (x = 1)
+table = lambda head, rows: "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
+                                     ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+curves = lambda variants, x: {v.label: ([c[x] for c in v.res[0]["curve"]],
+                                        [c[2] for c in v.res[0]["curve"]]) for v in variants}
 
 
-curves = lambda vs, x=0: {v.label: ([c[x] for c in v.res[0]["curve"]], [c[3] for c in v.res[0]["curve"]]) for v in vs}
-M = lambda n: f"{n / 1e6:.2f}M"
-
-
-# ---- the studies: each returns its section of the page ---------------------------------------------------
+# ---- the studies: each returns its section of the page ------------------------------------------
 def study_tokenizer():
-    n = steps(TOK_STEPS)
-    metas = {K: shards(K, os.path.join(A.work, "corpus", "main"))[1] for K in ("4k", "8k", "16k", "32k", "full")}
+    """Compact tokenizer at a FIXED total budget (the paper's framing): the 8k, 4x128 model's
+    parameters; a smaller vocabulary frees embedding + head rows (2 x vocab x width) for layers.
+
+    Paper (Compact Tokenizer; `../shared/PAPER.md` §1). At a fixed budget the vocabulary takes a
+    large share of a tiny model (about 38% at 100k tokens for 1B, 18% at 48k [reported]); keeping
+    the most frequent tokens frees parameters for the body, and 48k of ~100k was best at 1B
+    [reported].
+    """
     from model import padded_vocab
-    L, C, _, _ = BASE
-    per_layer = 4 * C * C + 3 * C * 32 * math.ceil(8 / 3 * C / 32)
-    rows16, rows8 = (padded_vocab(metas[K]["tokenizer"]["n_vocab"]) for K in ("16k", "8k"))
-    deep = L + round(2 * C * (rows16 - rows8) / per_layer)      # 16k's extra embedding + head rows, as layers
-    vs = [Variant(K, f"tok-{K}", n, data=K) for K in metas]
-    vs.append(Variant(f"8k, {deep} layers", f"tok-8k-deep{deep}", n, data="8k", shape=(deep,) + BASE[1:]))
-    spread = settle(vs, vs[1])
-    T = min(v.get("seconds") for v in vs)                       # equal wall-clock: the fastest run's end
-    at_T = lambda v: np.mean([np.interp(T, [c[1] for c in r["curve"]], [c[3] for c in r["curve"]])
-                              if r["curve"][0][1] <= T else np.nan for r in v.res])
-    rows = []
-    for v in vs:
-        m = metas[v.spec["data"]]
-        tpb = m["splits"]["train"]["tokens"] / m["splits"]["train"]["bytes"]
-        p = v.res[0]["params"]
-        rows.append([v.label, f"{m['tokenizer']['n_vocab']:,}", M(p["total"]), M(p["rest"]),
-                     f"{m['splits']['val']['tokens'] / m['splits']['val']['bytes']:.4f}", f"{v.get('tok_s') / tpb:,.0f}",
-                     v.cell, "not evaluated yet" if np.isnan(at_T(v)) else f"{at_T(v):.3f}"])
-    full, compact = vs[4], min(vs[:4], key=lambda v: v.bpb)
-    return "\n\n".join([
-        "## 1. Compact tokenizer (§3.1)",
-        "**Paper.** A tiny model spends a large share of its parameters on the vocabulary (about 38% at 100k "
-        "tokens for 1B, 18% at 48k [reported]); keeping the most frequent tokens frees them, and 48k of ~100k was "
-        "best at 1B [reported] (`../shared/PAPER.md` §1).",
-        f"**Here.** The same body ({L} layers x {C}) with compact tokenizers counted on the training text "
-        f"(`tokenizer_compress.py`, merge closure on) and the full cl100k_base vocabulary; {n} steps of "
-        f"{BATCH}x{SEQ} tokens each (equal tokens). *Equal wall-clock* reads each run's val curve at the "
-        f"fastest run's training time ({T:.0f} s of training, evaluations excluded). The last row spends the "
-        f"16k model's extra embedding and head rows on {deep - L} more layers of the 8k model.",
-        table(["tokenizer", "ids", "params", "non-embedding", "val tokens/byte", "train bytes/s",
-               "val bpb, equal tokens", f"val bpb at {T:.0f} s"], rows),
-        plot("tokenizer.png", "training seconds", "val bits per byte", curves(vs, x=1)),
-        "**Verdict.** " + verdict(compact.bpb - full.bpb, spread, f"the best compact vocabulary ({compact.label}) beats "
-                                  "the full one at equal tokens, and trains several times faster per byte.",
-                                  "the full vocabulary is better at equal tokens here.") + " Depth: " +
-        verdict(vs[5].bpb - vs[2].bpb, spread, f"spending 16k's vocabulary parameters on depth ({vs[5].label}) beats "
-                                               "the 16k model.", "the extra layers do not beat the 16k vocabulary at equal tokens."),
-    ])
+    n, (L, C, _, ratio) = steps(STEPS), BASE
+    metas = {K: shards(K)[1] for K in VOCABS + ("full",)}
+    emb = lambda K: 2 * padded_vocab(metas[K]["tokenizer"]["n_vocab"]) * C   # embedding + head
+    per_layer = 4 * C * C + 3 * C * 32 * math.ceil(ratio * C / 32)    # attention 4C² + SwiGLU 3CF
+    budget = emb("8k") + L * per_layer
+    depth = {K: max(1, round((budget - emb(K)) / per_layer)) for K in VOCABS}
+    share = {K: emb(K) / (emb(K) + depth[K] * per_layer) for K in VOCABS}
+    vs = {K: Variant(f"{K}, {depth[K]} layers", f"tok-{K}-L{depth[K]}", n, data=K,
+                     shape=(depth[K],) + BASE[1:]) for K in VOCABS}
+    # the full vocabulary (study 6's baseline too) evaluates every n/40 steps: it is slow, and the
+    # equal wall-clock column needs an early val point
+    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full",
+                         eval_interval=n // 40 or 1)
+    # the compact vocabulary with the share nearest the middle of the paper's 18-38% (a priori)
+    claim = min((K for K in VOCABS if K != "8k"), key=lambda K: abs(share[K] - 0.28))
+    result = decide(vs[claim], vs["8k"], vs.values())
+    # equal wall-clock: each val curve read at the fastest run's end T; equal bytes: at the fewest
+    # train bytes any run saw. A run not evaluated by then shows "–", never a guess.
+    per_byte = {K: (lambda m: m["tokens"] / m["bytes"])(metas[K]["splits"]["train"]) for K in vs}
+    T = min(v.res[0]["curve"][-1][1] for v in vs.values())
+    B = min(v.res[0]["curve"][-1][0] / per_byte[K] for K, v in vs.items())
+
+    def read(v, x, at):             # the val bpb at x on the axis at(curve point), interpolated
+        xs, ys = [at(c) for c in v.res[0]["curve"]], [c[2] for c in v.res[0]["curve"]]
+        return "–" if x < xs[0] else f"{np.interp(x, xs, ys):.3f}"
+    rows = [[v.label, f"{metas[K]['tokenizer']['n_vocab']:,}", f"{p['total'] / 1e6:.2f}M",
+             f"{1 - p['rest'] / p['total']:.0%}", f"{v.get('tok_s') / per_byte[K]:,.0f}", v.cell,
+             read(v, T, lambda c: c[1]), read(v, B, lambda c: c[0] / per_byte[K])]
+            for K, v in vs.items() for p in [v.res[0]["params"]]]
+    return section(
+        study_tokenizer,
+        f"**Here.** A fixed budget of {budget / 1e6:.2f}M parameters (8k vocabulary, {L} layers x "
+        f"{C}): smaller vocabularies (`tokenizer_compress.py`) spend what they free on more "
+        f"layers. {n} steps of {BATCH}x{SEQ} tokens (equal tokens); the full cl100k_base at {L} "
+        f"layers (over budget) shows the speed cost. *Equal wall-clock* reads the val curves "
+        f"(first seed) at {T:.0f} s of training, *equal bytes* at {B / 1e3:,.0f} KB.",
+        table(["vocabulary, depth", "ids", "params", "vocab share", "train bytes/s", "held-out bpb",
+               f"val bpb at {T:.0f} s", f"val bpb at {B / 1e3:,.0f} KB"], rows),
+        plot("tokenizer.png", "training seconds", "val bits per byte", curves(vs.values(), 1)),
+        verdict(f"{claim} vs 8k", result, f"at equal budget {claim} ({share[claim]:.0%} of the "
+                f"parameters) and its extra layers beat 8k ({share['8k']:.0%}).",
+                f"8k ({share['8k']:.0%} of the parameters) beats {claim} and its extra layers."))
 
 
 def study_architecture():
+    """Shapes at a fixed budget; each shape's lr from a sweep (a fixed lr would favour one depth).
+
+    Paper (Architecture Tweak; `../shared/PAPER.md` §2). At a fixed parameter budget depth matters
+    most: deeper models score higher but generate more slowly [paper]; about 20 layers with an FFN
+    ratio near 2.7-2.8 balance the two [reported].
+    """
     import torch
     from model import load_model
-    vs = [Variant(k, "base" if s == BASE else "arch-" + k.split()[0] + "-" + "x".join(map(str, s[:2])) + f"-r{s[3]:.2f}",
-                  steps(STEPS), shape=s) for k, s in SHAPES.items()]
-    spread = settle(vs, vs[1])
+    n, n_new = steps(STEPS), min(SEQ - 1, steps(4 * SEQ))     # latency: tokens generated
+    name = lambda s: "base" if s == BASE else f"arch-{s[0]}x{s[1]}-r{s[3]:.2f}"
+    # each shape's lr by its final TRAIN loss (one seed): no evaluation data takes part in a choice
+    sweep = lambda k, s: [Variant(k, name(s) + f"-lr{m:g}" * (m != 1), n, shape=s, lr=LR * m)
+                          .seeds(1) for m in LR_SWEEP]
+    vs = {k: min(sweep(k, s), key=lambda v: v.res[0]["train_loss"]) for k, s in SHAPES.items()}
+    result = decide(vs["deep-thin 12x96"], vs["base 4x128"])
     rows, ms = [], {}
-    for v in vs:
-        model, _ = load_model(os.path.join(v.res[0]["out"], "ckpt.pt"), "cuda" if A.device == "cuda" else "cpu")
+    for k, v in vs.items():
+        model, _ = load_model(f"{v.res[0]['out']}/ckpt.pt", "cpu" if OPTS.device == "cpu" else
+                              "cuda" if torch.cuda.is_available() else "cpu")
         idx = torch.zeros((1, 1), dtype=torch.long, device=next(model.parameters()).device)
-        best = math.inf
-        for _ in range(3):                             # generation latency: best of 3, greedy, KV cache
-            t0 = time.perf_counter()
-            model.generate(idx, SEQ - 1, temperature=0)
-            best = min(best, time.perf_counter() - t0)
-        ms[v.label] = 1000 * best / (SEQ - 1)
-        L, C, H, r = SHAPES[v.label]
-        p = v.res[0]["params"]
-        rows.append([v.label, L, C, H, f"{r:.2f}", M(p["total"]), M(p["rest"]), v.cell,
-                     f"{v.get('tok_s'):,.0f}", f"{ms[v.label]:.2f}"])
-    deep, base = vs[2], vs[1]
-    return "\n\n".join([
-        "## 2. Architecture tweak (§3.2)",
-        "**Paper.** At a fixed parameter budget depth matters most: deeper models score higher but generate "
-        "more slowly [paper]; about 20 layers with an FFN ratio near 2.7-2.8 balance the two [reported] "
-        "(`../shared/PAPER.md` §2).",
-        f"**Here.** Five shapes of ~2.9M parameters in all (the 8k vocabulary's rows included, as the paper "
-        f"counts its budget), {steps(STEPS)} steps each. Latency: greedy generation of {SEQ - 1} tokens from one, "
-        "batch 1, with the KV cache; best of 3.",
-        table(["shape", "layers", "width", "heads", "FFN ratio", "params", "non-embedding", "val bpb",
+        generate = lambda: model.generate(idx, n_new, temperature=0)      # greedy, KV cache
+        ms[k] = 1000 * min(timeit.repeat(generate, number=1, repeat=3)) / n_new   # best of 3
+        (L, C, H, ratio), p = SHAPES[k], v.res[0]["params"]
+        rows.append([k, L, C, H, f"{ratio:.2f}", f"{p['total'] / 1e6:.2f}M", f"{v.spec['lr']:g}",
+                     v.cell, f"{v.get('tok_s'):,.0f}", f"{ms[k]:.2f}"])
+    slower = ms["deep-thin 12x96"] / ms["base 4x128"]
+    return section(
+        study_architecture,
+        f"**Here.** {len(SHAPES)} shapes of ~2.9M parameters (the 8k vocabulary's rows included), "
+        f"{n} steps each, each at the lr of {', '.join(f'{LR * m:g}' for m in LR_SWEEP)} with the "
+        f"lowest final train loss. Latency: greedy generation of {n_new} tokens, batch 1.",
+        table(["shape", "layers", "width", "heads", "FFN ratio", "params", "lr", "held-out bpb",
                "train tokens/s", "ms/token"], rows),
-        plot("architecture.png", "ms per generated token (KV cache)", "val bits per byte",
-             {v.label: ([ms[v.label]], [v.bpb]) for v in vs}),
-        "**Verdict.** " + verdict(deep.bpb - base.bpb, spread, f"the deep-thin 12-layer model beats the 4-layer base, and "
-                                  f"costs {ms[deep.label] / ms[base.label]:.1f}x its generation time per token.",
-                                  f"the 4-layer base is better at this budget and length of training; the 12-layer "
-                                  f"model also costs {ms[deep.label] / ms[base.label]:.1f}x its generation time per token."),
-    ])
-
-
-def source_ckpt():
-    return os.path.join(train("inh-source", steps(SOURCE_STEPS), A.seed, shape=SOURCE)["out"], "ckpt.pt")
+        plot("architecture.png", "ms per generated token (KV cache)", "held-out bits per byte",
+             {k: ([ms[k]], [v.bpb]) for k, v in vs.items()}),
+        verdict("deep-thin 12x96 vs base 4x128, each at its best lr", result, "the 12-layer model "
+                f"beats the 4-layer base, at {slower:.1f}x its time per token.", "the 4-layer base "
+                f"is better here; the 12-layer one also takes {slower:.1f}x its time per token."))
 
 
 def inherit(name, shape, layers, width):
-    """inherit.py: a student of `shape` from the source model; returns the student checkpoint."""
-    out = os.path.join(A.work, "inherit", f"{name}.pt")
+    """inherit.py: a student of `shape` from the source model (trained first); its checkpoint."""
+    out = os.path.join(OPTS.work, "inherit", f"{name}.pt")
     if not os.path.exists(out):
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        L, C, H, r = shape
-        sh(["inherit.py", f"--src={source_ckpt()}", f"--out={out}", f"--calib={shards('8k', os.path.join(A.work, 'corpus', 'main'))[0]}",
-            f"--n_layer={L}", f"--n_embd={C}", f"--n_head={H}", f"--ffn_ratio={r}", f"--layers={layers}",
-            f"--width={width}", f"--seed={A.seed}", f"--seq_len={SEQ}", f"--batch_size={BATCH}", "--eval_batches=2",
-            f"--calib_batches={max(2, steps(8))}", f"--mask_steps={steps(60)}"], out[:-3] + ".log")
+        src = train("inh-source", steps(SOURCE_STEPS), OPTS.seed, shape=SOURCE)["out"]
+        sh(["inherit.py", f"--src={src}/ckpt.pt", f"--out={out}", f"--calib={shards('8k')[0]}",
+            *[f"--{k}={v}" for k, v in zip(("n_layer", "n_embd", "n_head", "ffn_ratio"), shape)],
+            f"--layers={layers}", f"--width={width}", f"--seed={OPTS.seed}", f"--seq_len={SEQ}",
+            f"--batch_size={BATCH}", "--eval_batches=2", f"--calib_batches={max(2, steps(8))}",
+            f"--mask_steps={steps(60)}"], out[:-3] + ".log")
     return out
 
 
 def study_inheritance():
-    n = steps(STEPS)
-    grid = [(s, "taylor") for s in ("first", "last", "uniform", "edges", "importance")] + \
-           [("edges", w) for w in ("random", "l1", "l2", "activation", "learnable")]
-    rand = Variant("random init", "base", n)
-    vs = [rand] + [Variant(f"{s}, {w}", f"inh-{s}-{w}", n, init=inherit(f"{s}-{w}", BASE, s, w)) for s, w in grid]
-    spread = settle(vs, rand)
-    target = rand.get("final_loss")
-    rows = []
-    for v in vs:
-        reach = next((c[0] for c in v.res[0]["curve"] if c[2] <= target), None)
-        rows.append([v.label, v.cell, "–" if v is rand else f"{reach} ({reach / n:.0%})" if reach else f"not in {n}"])
-    best = min(vs[1:], key=lambda v: v.bpb)
-    spread_of = lambda group: max(v.bpb for v in group) - min(v.bpb for v in group)
-    order = lambda group, k: " < ".join(v.label.split(", ")[k] for v in sorted(group, key=lambda v: v.bpb))
-    return "\n\n".join([
-        "## 3. Parameter inheritance (§3.3)",
-        "**Paper.** Initialising the tiny model from a larger trained one converges faster and ends higher: the "
-        "largest single gain [paper]. The first and last layers matter more than the middle ones [paper]; among "
-        "width criteria learnable > Taylor > L2 > L1 > random init [reported] (`../shared/PAPER.md` §3).",
-        f"**Here.** The source is a {SOURCE[0]}x{SOURCE[1]} model trained here first ({steps(SOURCE_STEPS)} steps; its "
-        f"training is not counted). Students have the base shape ({BASE[0]}x{BASE[1]}), made by `inherit.py` with "
-        f"each layer strategy (width by Taylor) and each width metric (layers by `edges`), then trained {n} steps "
-        "like the random-init model. *Steps to match* is the first evaluation at which the student's val loss is "
-        "at or below the random-init model's final val loss.",
-        table(["student (layers, width)", f"val bpb after {n} steps", "steps to match random init"], rows),
-        plot("inheritance.png", "step", "val bits per byte", curves([rand, vs[4], vs[5], best] if best not in (vs[4], vs[5]) else [rand, vs[4], vs[5]])),
-        "**Verdict.** " + verdict(vs[4].bpb - rand.bpb, spread, "inherited students (edges, taylor) beat random init "
-                                  "at equal steps.", "random init is as good here.") +
-        f" Layer strategies, best first: {order(vs[1:6], 0)}; width metrics: {order(vs[6:] + [vs[4]], 1)} "
-        "(the paper: learnable < taylor < l2 < l1 < random)" + (
-            f"; but all students lie within {spread_of(vs[1:]):.3f} bpb of each other, under 2x the seed spread: "
-            "at this scale these orders are noise, not rankings." if spread and spread_of(vs[1:]) < 2 * spread else "."),
-    ])
+    """Students of the base shape inherited by each layer strategy and width metric vs random init.
 
-
-def batch_losses(out, data_dir, seed):
-    """Mean loss of every training batch (train.py's packing: same seed, batch and length) under a run's model."""
-    import torch
-    from model import load_model
-    from data.batches import Batches
-    model, _ = load_model(os.path.join(out, "ckpt.pt"))
-    b = Batches(os.path.join(data_dir, "train.bin"), json.load(open(os.path.join(data_dir, "meta.json")))["dtype"],
-                SEQ, BATCH, seed)
-    with torch.no_grad():
-        return np.array([model(*b.rows(i))[1].item() for i in range(b.n)])
+    Paper (Parameter Inheritance; `../shared/PAPER.md` §3). Initialising the tiny model from a
+    larger trained one converges faster and ends higher: the largest single gain [paper]. The first
+    and last layers matter more than the middle ones [paper]; among width criteria learnable >
+    Taylor > L2 > L1 > random init [reported].
+    """
+    n, student_lr = steps(STEPS), LR / 3
+    rand = Variant("random init", "base", n, shape=BASE, lr=LR)     # = study 2's base at lr LR
+    grid = [("edges", "taylor")] + [(s, "taylor") for s in LAYERS] + [("edges", w) for w in WIDTHS]
+    vs = {(s, w): Variant(f"{s}, {w}", f"inh-{s}-{w}", n, init=inherit(f"{s}-{w}", BASE, s, w),
+                          lr=student_lr) for s, w in grid}
+    result = decide(vs["edges", "taylor"], rand, vs.values())       # the paper's recipe
+    by_bpb = lambda group: sorted(group, key=lambda v: v.bpb)
+    ranked = by_bpb(v for (s, _), v in vs.items() if s == "edges")             # width metrics
+    for v in (ranked[0], ranked[-1]):               # the best and worst: 3 seeds (cap: --max_seeds)
+        v.seeds(min(3, OPTS.max_seeds))
+    target, rows = rand.res[0]["curve"][-1][2], [[rand.label, "–", rand.cell, "–"]]
+    for v in vs.values():           # step 0: the untrained student's held-out bpb (no seed noise)
+        step0 = heldout_bpb(v.spec["init"], v.spec["init"][:-3] + "_heldout.json")
+        reach = next((c[0] // (BATCH * SEQ) for c in v.res[0]["curve"] if c[2] <= target), None)
+        rows.append([v.label, f"{step0:.3f}", v.cell,
+                     f"{reach} ({reach / n:.0%})" if reach else f"not in {n}"])
+    layer_order = " < ".join(v.label.split(",")[0] for v in by_bpb(v for (_, w), v in vs.items()
+                                                                     if w == "taylor"))
+    return section(
+        study_inheritance,
+        f"**Here.** The source is a {SOURCE[0]}x{SOURCE[1]} model trained here first "
+        f"({steps(SOURCE_STEPS)} steps; not counted). Students of the base shape come from "
+        "`inherit.py` with each layer strategy (width by Taylor) and each width metric (layers by "
+        f"`edges`; `random`: a random subset of units), then train {n} steps at peak lr "
+        f"{student_lr:g} (random init: {LR:g}; warming back up to the full lr visibly undoes the "
+        "inheritance). *Steps to match*: the first evaluation at which the student's val bpb is at "
+        "or below random init's final one.",
+        table(["student (layers, width)", "held-out bpb at step 0 (no training)",
+               f"held-out bpb after {n} steps", "steps to match random init"], rows),
+        plot("inheritance.png", "tokens", "val bits per byte",
+             curves([rand, vs["edges", "taylor"], ranked[0], ranked[-1]], 0)),
+        verdict("edges, taylor vs random init", result, "the inherited student beats random init "
+                "at equal steps.", "random init is as good.") +
+        f" Layer strategies, best first: {layer_order}; width metrics: "
+        f"{' < '.join(v.label.split(', ')[1] for v in ranked)} (the paper: learnable < taylor < l2 "
+        f"< l1 < random). Orders of one seed (but best and worst); pooled σ = "
+        f"{pooled_sigma()[0] or math.nan:.3f}: gaps below 2√2σ are noise, not rankings.")
 
 
 def study_rounds():
-    small = corpus("small", max(0.05, 0.35 * A.scale), 1.5 * A.scale)
-    d, meta = shards("8k", small, name="small")
-    nb = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH
-    r1 = 4 * nb                                        # round 1: four epochs of the small corpus
-    for s in range(A.seeds):
-        train("rounds-r1", r1, A.seed + s, data=d, rounds=2, halt_at=r1, refine_iters=nb)
-    fork = os.path.join(A.work, "runs", "rounds-r1-s{seed}")
-    opts = dict(data=d, rounds=2, refine_iters=nb, fork=fork)
-    vs = [Variant("softmax 50% (paper)", "rounds-softmax", r1, refine="softmax", sampling_rate=0.5, **opts),
-          Variant("uniform 50%", "rounds-uniform", r1, refine="uniform", sampling_rate=0.5, **opts),
-          Variant("all data", "rounds-all", r1, refine="uniform", sampling_rate=1.0, **opts)]
-    spread = settle(vs, vs[2])
-    sm = vs[0].res[0]["out"]                           # the softmax draw splits the batches: kept / dropped
-    kept = np.zeros(nb, bool)
-    kept[np.load(os.path.join(sm, "round2_selection.npy"))] = True
-    before = np.load(os.path.join(sm, "round2_batch_losses.npy"))
-    r1_bpb = train("rounds-r1", r1, A.seed, data=d, rounds=2, halt_at=r1, refine_iters=nb)["bpb"]
-    rows, bars = [["end of round 1", "–", f"{r1_bpb:.3f}", f"{before[kept].mean():.3f}", f"{before[~kept].mean():.3f}"]], \
-        {"_x": ["end of round 1"] + [v.label for v in vs], "kept by softmax": [before[kept].mean()],
-         "dropped by softmax": [before[~kept].mean()]}
-    for v in vs:
-        after = batch_losses(v.res[0]["out"], d, A.seed)
-        rows.append([v.label, f"{int(v.spec['sampling_rate'] * nb)} batches", v.cell,
-                     f"{after[kept].mean():.3f}", f"{after[~kept].mean():.3f}"])
-        bars["kept by softmax"].append(after[kept].mean())
-        bars["dropped by softmax"].append(after[~kept].mean())
-    soft, all_ = vs[0], vs[2]
-    return "\n\n".join([
-        "## 4. Multiple-round training (§5)",
-        "**Paper.** Tiny models forget; a second round on the batches the model finds hardest (drawn with "
-        "p = softmax(loss), 50% of them) helps, and a third adds nothing [paper, reported] (`../shared/PAPER.md` §5).",
-        f"**Here.** Round 1 trains {r1} steps: four epochs of a small slice of the corpus ({nb} batches of "
-        f"{BATCH}x{SEQ}), so that every batch has been seen and forgetting is possible. Round 2 then trains "
-        f"{nb} more steps (a fresh schedule, equal for all) on the softmax-drawn 50%, a uniform 50% (the "
-        "control: as much repetition, no preference), or all batches. Train losses are the mean over the "
-        "batches the softmax draw kept and dropped (the same split for every row).",
-        table(["round 2 on", "data", "val bpb", "train loss, kept", "train loss, dropped"], rows),
-        plot("rounds.png", "", "train loss (nats/token)", None, bars=bars),
-        "**Verdict.** " + verdict(soft.bpb - all_.bpb, spread, "round 2 on the softmax-refined half beats continuing "
-                                  "on all data at equal steps.", "continuing on all data is as good or better: at this "
-                                  "scale refining mostly trades loss on the dropped batches for loss on the kept ones."),
-    ])
+    """Round 1 over a small slice; round 2 one pass over a selection (or all data), equal steps.
+
+    Paper (Multiple-Round Training; `../shared/PAPER.md` §5). Tiny models forget; a second round on
+    the batches the model finds hardest (drawn with p = softmax(loss), 50% of them [reported])
+    helps, and a third adds nothing [reported].
+    """
+    small = corpus("small", max(0.006, 0.35 * OPTS.scale), 1.5 * OPTS.scale)   # >= 2 batches
+    folder, meta = shards("8k", small, "small")
+    n_batches = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH
+    r1, r2 = 4 * n_batches, n_batches // 2     # round 1: four epochs; round 2: one pass over 50%
+    round1 = dict(data=folder, rounds=2, refine_iters=r2)
+    first = lambda seed: train("rounds-r1", r1, seed, halt_at=r1, **round1)   # a seed's round 1
+    arms = {"softmax, T = 1 (paper)": ("softmax", 1, 0.5), **ROUND2, "all data": ("uniform", 1, 1)}
+    vs = [Variant(label, f"rounds-{mode}-T{temp:g}-R{rate:g}", r1, refine=mode, sampling_rate=rate,
+                  refine_temperature=temp, fork=lambda seed: first(seed)["out"], **round1)
+          for label, (mode, temp, rate) in arms.items()]
+    result = decide(vs[0], vs[-1], vs)
+    rows = [["end of round 1", "–", f"{first(OPTS.seed)['bpb']:.3f}"]]
+    rows += [[v.label, f"{int(v.spec['sampling_rate'] * n_batches)} batches", v.cell] for v in vs]
+    return section(
+        study_rounds,
+        f"**Here.** Round 1 trains {r1} steps: four epochs of a small slice of the corpus "
+        f"({n_batches} batches of {BATCH}x{SEQ}), so that forgetting can happen. Round 2 trains "
+        f"{r2} steps (a fresh schedule; one pass over a 50% selection) on a draw of the selection "
+        "rule (the uniform half is the control: no preference) or on all batches.",
+        table(["round 2 on", "drawn from", "held-out bpb"], rows),
+        verdict("softmax T = 1 vs all data", result, "round 2 on the softmax-refined half beats "
+                "all data at equal steps.", "continuing on all data is as good or better."))
 
 
 def study_batch():
-    n, vs = steps(STEPS), {}
-    for bs in (4, 16, 64):
-        for rule, r in (("fixed lr", 0), ("lr ∝ batch^0.5", 0.5)):
-            vs[bs, rule] = vs[bs, "fixed lr"] if bs == 16 and r else Variant(
-                f"{bs}, {rule}", "base" if bs == 16 else f"batch{bs}-r{r}", max(2, n * 16 // bs),
-                batch_size=bs, **({} if bs == 16 else {"lr_scaling_r": r, "base_batch_tokens": 16 * SEQ}))
-    uniq = list(dict.fromkeys(vs.values()))
-    spread = settle(uniq, vs[16, "fixed lr"])
-    rows = [[bs * SEQ, vs[bs, "fixed lr"].n_steps] + [f"{3e-3 * (bs / 16) ** r:.2g}: {vs[bs, rule].cell}"
-            for rule, r in (("fixed lr", 0), ("lr ∝ batch^0.5", 0.5))] for bs in (4, 16, 64)]
-    gain = np.mean([vs[bs, "lr ∝ batch^0.5"].bpb - vs[bs, "fixed lr"].bpb for bs in (4, 64)])
-    return "\n\n".join([
-        "## 5. Batch size and learning rate (§4)",
-        "**Paper.** Tiny models prefer batches below about 4M tokens, and the learning rate should follow the "
-        "batch as lr = lr0 (bs / bs0)^0.5 [reported] (`../shared/PAPER.md` §4; `batch_lr()` in `train.py`).",
-        f"**Here.** Batches of 4, 16 and 64 sequences of {SEQ} at equal tokens ({n * BATCH * SEQ:,}); lr0 = 3e-3 "
-        "tuned at 16. Cells: peak lr: val bpb.",
-        table(["tokens per step", "steps", "fixed lr", "lr ∝ batch^0.5"], rows),
-        plot("batch.png", "tokens per step", "val bits per byte",
-             {rule: ([bs * SEQ for bs in (4, 16, 64)], [vs[bs, rule].bpb for bs in (4, 16, 64)])
-              for rule in ("fixed lr", "lr ∝ batch^0.5")}),
-        "**Verdict.** " + verdict(gain, spread, "scaling the lr with the square root of the batch helps away from the "
-                                  "batch it was tuned at (mean over 4 and 64).", "the square-root rule does not help "
-                                  "here (mean over batches 4 and 64)."),
-    ])
+    """The lr rule lr = lr0 (batch/batch0)^r at r = 0, 0.5, 1, batches of 8 and 64, lr0 tuned at 16.
 
-
-def zero_shot(out, limit):
-    """eval.py on the benchmark files present; {} when there are none."""
-    path = os.path.join(out, "eval.json")
-    if not os.path.isdir(os.path.join(SHARED, "eval")):
-        return {}
-    if not os.path.exists(path):
-        sh(["eval.py", f"--ckpt={out}/ckpt.pt", "--tasks=all", f"--limit={limit}", f"--out={path}",
-            f"--device={A.device}"], os.path.join(out, "eval.log"))
-    return json.load(open(path))["tasks"]
+    Paper (Batch Size and Learning Rate; `../shared/PAPER.md` §4). Tiny models prefer batches below
+    about 4M tokens, and the learning rate should follow the batch as lr = lr0 (bs / bs0)^r with
+    r = 0.5 [reported] (`batch_lr()` in `train.py`).
+    """
+    n = steps(STEPS)
+    vs = {(bs, r): Variant(f"{bs}, r = {r:g}", f"batch{bs}-r{r:g}", n, batch_size=bs,
+                           lr_scaling_r=r, base_batch_tokens=BATCH * SEQ)
+          for bs in BATCHES for r in POWERS}
+    # the claim, averaged over the batches: r = 0.5 beats a fixed lr (r = 0)
+    result = decide([vs[bs, 0.5] for bs in BATCHES], [vs[bs, 0] for bs in BATCHES], vs.values())
+    return section(
+        study_batch,
+        f"**Here.** Batches of {' and '.join(map(str, BATCHES))} sequences of {SEQ}, {n} steps "
+        f"each; lr0 = {LR:g} tuned at {BATCH}. Cells: peak lr: held-out bpb.",
+        table(["tokens per step"] + [f"r = {r:g}" for r in POWERS],
+              [[bs * SEQ] + [f"{LR * (bs / BATCH) ** r:.2g}: {vs[bs, r].cell}" for r in POWERS]
+               for bs in BATCHES]),
+        verdict("r = 0.5 vs a fixed lr, mean over the batches", result, "scaling the lr with the "
+                "square root of the batch helps away from the batch it was tuned at.",
+                "the square-root rule does not help here."))
 
 
 def study_together():
-    n = steps(TOK_STEPS)
-    deep = SHAPES["deep-thin 12x96"]
-    base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n, data="full")
+    """The full vocabulary, 4x128, random init, one round vs the Pro recipe, at equal steps.
+
+    Paper (headline; `../shared/PAPER.md`). Each technique adds to the next: PanGu-π-1B 42.41 ->
+    Pro 51.28 average over 10 benchmarks [code].
+    """
+    n, limit = steps(STEPS), max(5, round(500 * OPTS.scale))
+    base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n,
+                   data="full", eval_interval=n // 40 or 1)                   # = study 1's run
     pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", n // 2, rounds=2,
-                  init=inherit("pro-uniform-taylor", deep, "uniform", "taylor"))
-    spread = settle([base, pro], pro)
-    limit = max(5, round(100 * A.scale))
-    ev = {v: zero_shot(v.res[0]["out"], limit) for v in (base, pro)}
-    rows = [["val bits per byte", "–", base.cell, pro.cell]]
-    above = 0
-    for t in ev[base]:
-        b, p = ev[base][t], ev[pro].get(t, {})
-        rows.append([f"{t} acc (n={b['n']})", f"{b['chance']:.3f}"] +
-                    [f"{r['acc']:.3f} ± {r['acc_stderr']:.3f}" if r else "–" for r in (b, p)])
-        above += sum(r and r["acc"] - r["chance"] > 2 * r["acc_stderr"] for r in (b, p))
-    bars = {"_x": list(ev[base]), "chance": [ev[base][t]["chance"] for t in ev[base]],
-            "baseline": [ev[base][t]["acc"] for t in ev[base]], "Pro": [ev[pro][t]["acc"] for t in ev[base]]}
-    return "\n\n".join([
-        "## 6. All together: baseline vs Pro",
-        "**Paper.** Each technique adds to the next: PanGu-π-1B 42.41 -> Pro 51.28 average over 10 benchmarks "
-        "[code, Fig. 1] (`../shared/PAPER.md`, headline).",
-        f"**Here.** Both train {n} steps of {BATCH}x{SEQ}: the baseline in one round, Pro in two rounds of {n // 2} "
-        "(the second on the softmax-refined half), starting from `inherit.py` (all 12 layers of the source, "
-        "width by Taylor). The source model's training is not counted, as in the paper. Zero-shot accuracy "
-        f"(`eval.py`, first {limit} items per task; ± one standard error) beside chance.",
-        table(["measure", "chance", "baseline", "Pro"], rows),
-        plot("together.png", "", "accuracy", None, bars=bars) if ev[base] else
-        "_(no benchmark files in ../shared/data/eval: zero-shot accuracy not measured)_",
-        "**Verdict.** " + verdict(pro.bpb - base.bpb, spread, "the Pro recipe beats the baseline at equal steps.",
-                                  "the baseline is as good or better here.") +
-        (f" Benchmarks: {above} of {2 * len(ev[base])} scores are more than 2 standard errors above chance; at this "
-         "scale the rest is noise around chance, not a ranking." if ev[base] else ""),
-    ])
+                  refine_iters=n // 2, lr=LR / 3,
+                  init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
+    result = decide(pro, base)
+    evals, rows, above, below = {}, [["held-out bpb", "–", "–", "–", base.cell, pro.cell]], 0, 0
+    for v in (base, pro):           # zero-shot accuracy of the first seed, when the files are there
+        out = v.res[0]["out"]
+        if os.path.isdir(os.path.join(SHARED, "eval")) and not os.path.exists(f"{out}/eval.json"):
+            sh(["eval.py", f"--ckpt={out}/ckpt.pt", "--tasks=all", f"--limit={limit}",
+                f"--out={out}/eval.json", f"--device={OPTS.device}"], f"{out}/eval.log")
+        found = os.path.exists(f"{out}/eval.json")
+        evals[v] = json.loads(open(f"{out}/eval.json").readlines()[-1])["tasks"] if found else {}
+    for task, r0 in evals[base].items():
+        for key in ("acc", "acc_norm"):
+            runs = [r for r in (r0, evals[pro].get(task)) if r and key in r]
+            if len(runs) == 2:      # the label prior and shortest answer: eval.py's, if it has them
+                rows.append([f"{task} {key} (n={r0['n']})"] + [f"{r0[b]:.3f}" if b in r0 else "–"
+                             for b in ("chance", "label_prior", "shortest")] +
+                            [f"{r[key]:.3f} ± {r[key + '_stderr']:.3f}" for r in runs])
+                above += sum(r[key] - r["chance"] > 2 * r[key + "_stderr"] for r in runs)
+                below += sum(r["chance"] - r[key] > 2 * r[key + "_stderr"] for r in runs)
+    scored = len(np.load(f"{pro.res[0]['out']}/round2_batch_losses.npy"))  # round 1's batches, once
+    return section(
+        study_together,
+        f"**Here.** Both train {n} steps of {BATCH}x{SEQ}: the baseline in one round, Pro in two "
+        f"rounds of {n // 2} (the second on the softmax-refined half) from `inherit.py` (width by "
+        f"Taylor) at lr {LR / 3:g}. The source's training is not counted, as in the paper; "
+        f"refining's scoring is: {scored} forward passes of a batch, ~{scored / 3:.0f} steps' "
+        f"compute. Zero-shot: `eval.py`, the first {limit} items per task, first seed, ± one "
+        f"standard error; {above} scores lie over 2 SE above chance, {below} over 2 SE below.",
+        table(["measure", "chance", "label prior", "shortest answer", "baseline", "Pro"], rows)
+        if evals[base] else "_(no benchmark files in ../shared/data/eval: zero-shot not measured)_",
+        verdict("Pro vs baseline, held-out bpb", result, "the Pro recipe beats the baseline at "
+                "equal steps.", "the baseline is as good or better."))
 
 
-def git_commit():
-    """The commit of the code that runs (read at the start: the page must not name a later one)."""
-    git = lambda *a: subprocess.run(["git"] + list(a), cwd=HERE, capture_output=True, text=True).stdout.strip()
-    return (git("rev-parse", "--short", "HEAD") or "?") + \
-        (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def header(t0, commit):
+# ---- the page: header, atomic write, main -------------------------------------------------------
+def header(t0, commit, argv):
     import torch
-    dev = torch.cuda.get_device_name() if A.device != "cpu" and torch.cuda.is_available() else \
+    dev = torch.cuda.get_device_name() if OPTS.device != "cpu" and torch.cuda.is_available() else \
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
-    src = A.corpus or ("children's corpus (../shared/data/corpora)" if all(map(os.path.exists, CHILDREN)) else "built-in Shakespeare")
-    return "\n".join([
-        "# nanopangu: the paper's findings at laptop scale", "",
-        f"Written by `python {' '.join(['reproduce.py'] + sys.argv[1:])}` on {datetime.date.today()}, "
-        f"git commit {commit}. Machine: {platform.platform()}, {dev}, "
-        f"torch {torch.__version__}. Corpus: {src}. Seeds {A.seed}" + (f" and {A.seed + 1}" if A.seeds > 1 else "") +
-        f"; scale {A.scale:g}; this invocation took {(time.time() - t0) / 60:.0f} min (runs finished earlier are "
-        "reused, not re-timed). Every number below comes from the runs this command made.", "",
-        "Bits per byte (bpb) are on held-out text and comparable across tokenizers; lower is better. A model here "
-        "has ~3M parameters and sees under a million tokens: a finding that holds at 1B may not hold at this scale, "
-        "and the verdicts say so plainly.", ""])
+    sigma, df = pooled_sigma()
+    return (
+        f"# nanopangu: the paper's findings at laptop scale\n\nWritten by `python reproduce.py "
+        f"{' '.join(argv)}` on {datetime.date.today()}, git commit {commit}. Machine: "
+        f"{platform.platform()}, {dev}, torch {torch.__version__}. Corpus: "
+        f"{'children' if all(map(os.path.exists, CHILDREN)) else 'Shakespeare'}. Seeds from "
+        f"{OPTS.seed} (--seeds {OPTS.seeds}, at most {OPTS.max_seeds}); scale {OPTS.scale:g}; "
+        f"{(time.time() - t0) / 60:.0f} min (reused runs not counted).\n\nBits per byte (bpb) "
+        "compare across tokenizers; lower is better. Tables and verdicts use every run's bpb on "
+        f"one fixed held-out text ({os.path.getsize(heldout()) / 1e3:.0f} KB, `eval.py --bpb`). "
+        "Run-to-run noise, pooled over the configurations run with 2+ seeds: " +
+        (f"σ = {sigma:.4f} bpb ({df} degrees of freedom)." if df else "not measured (1 seed).") +
+        " A verdict compares two arms by paired differences over shared seeds and needs |Δ| > 2 SE "
+        "(the top of `reproduce.py`). A model here has ~3M parameters and sees under a million "
+        "tokens: a finding that holds at 1B may not hold at this scale.\n")
 
 
 def main(argv=None):
-    global A
-    A = parse_args(argv)
-    t0, commit = time.time(), git_commit()
-    os.makedirs(A.work, exist_ok=True)
-    corpus("main", 12 * A.scale, 1.5 * A.scale)
-    sections = []
-    for s in A.only:
-        sections.append(globals()["study_" + s]())
-        os.makedirs(os.path.dirname(os.path.abspath(A.page)), exist_ok=True)
-        with open(A.page, "w") as f:                       # after each study: a partial page survives a stop
-            f.write(header(t0, commit) + "\n" + "\n\n".join(sections) + "\n")
-        print(f"wrote {A.page} ({s})")
+    global OPTS
+    argv = sys.argv[1:] if argv is None else list(argv)
+    OPTS = parse_args(argv)
+    page = open(OPTS.page).read() if os.path.exists(OPTS.page) else ""
+    dropped = [t for t in re.findall(r"^## \d\. (.*)$", page, re.M) if t not in
+               [STUDIES[s] for s in OPTS.only]]
+    if dropped:                                     # never clobber a fuller page with a partial run
+        fail(f"{OPTS.page} holds studies this --only run would drop ({'; '.join(dropped)}); give "
+             "another --page, or none (a partial run writes docs/RESULTS-only-STUDY.md)")
+    git = lambda *a: subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True).stdout
+    # the commit of the code that runs, read at the start: the page must not name a later one
+    commit = (git("rev-parse", "--short", "HEAD").strip() or "?") + " (and uncommitted changes)" * \
+        bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    t0, sections, partial = time.time(), [], os.path.splitext(OPTS.page)[0] + ".partial.md"
+    REPEATS.clear()
+    os.makedirs(os.path.dirname(os.path.abspath(OPTS.page)), exist_ok=True)
+    try:
+        heldout()                                   # the main corpus slice and rule 1's text
+        for s in OPTS.only:
+            sections.append(globals()["study_" + s]())
+            with open(partial, "w") as f:           # after each study: what is done survives a stop
+                f.write(header(t0, commit, argv) + "\n" + "\n\n".join(sections) + "\n")
+            print(f"wrote {partial} ({s})")
+    except KeyboardInterrupt:                       # Ctrl-C: one line, and how to go on
+        fail("interrupted; run the same command again to resume (finished runs are kept)")
+    os.replace(partial, OPTS.page)                  # the finished page replaces the old one at once
+    print(f"wrote {OPTS.page}")
 
 
 if __name__ == "__main__":
