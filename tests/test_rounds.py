@@ -1,4 +1,4 @@
-"""Multiple-round training (paper §5): batch selection rules, a 2-round run, resume inside round 2,
+"""Multiple-round training (paper, Multiple-Round Training; ../shared/PAPER.md §5): batch selection rules, a 2-round run, resume inside round 2,
 and the batch-size / learning-rate power law."""
 import json
 import os
@@ -104,7 +104,8 @@ def test_two_rounds_select_hard_batches_and_resume_inside_round_2(planted, tmp_p
 
     # interrupted after 3 steps of round 2 (16 + 3 = 19 steps in all), then resumed: identical weights
     run(planted, tmp_path / "b", *args, "--halt_at=19")
-    assert json.load(open(tmp_path / "b" / "round2_selection.json")) == summary
+    other = json.load(open(tmp_path / "b" / "round2_selection.json"))
+    assert other.pop("owner")["run_id"] != summary.pop("owner")["run_id"] and other == summary   # another run
     resumed = run(planted, tmp_path / "b", *args, "--init_from=resume")
     a = torch.load(out / "round2.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "round2.pt", weights_only=False)["model"]
@@ -124,9 +125,9 @@ def spy_batches(monkeypatch):
     """Record which batch ids train.py reads at each (round, step)."""
     seen, order = [], train.Batches.order
 
-    def recording_order(self, ids, round_, step):
-        b = order(self, ids, round_, step)
-        seen.append((round_, step, b))
+    def recording_order(self, ids, round_number, step):
+        b = order(self, ids, round_number, step)
+        seen.append((round_number, step, b))
         return b
     monkeypatch.setattr(train.Batches, "order", recording_order)
     return seen

@@ -50,15 +50,15 @@ def test_loss_falls_and_checkpoint_is_complete(data, tmp_path):
 
 
 def test_resumed_run_reproduces_the_uninterrupted_run_exactly(data, tmp_path):
-    # awkward boundaries: halted at step 7, neither a log step (4) nor an eval step (5). The first log after
-    # the resume (step 8) covers that one step and must report its true loss, not a quarter of it.
+    # awkward boundaries: halted at step 7, neither a log step (4) nor an eval step (5). The checkpoint carries
+    # the partial log window (steps 5-7), so the first log after the resume (step 8) averages steps 5-8.
     args = ["--max_iters=13", "--eval_interval=5"]
     full = train_losses(run(data, tmp_path / "a", *args, "--log_interval=1"))          # every step's loss
     run(data, tmp_path / "b", *args, "--log_interval=4", "--halt_at=7")
     resumed = train_losses(run(data, tmp_path / "b", *args, "--log_interval=4", "--init_from=resume"))
     assert sorted(resumed) == [(1, 4), (1, 8), (1, 12), (1, 13)]
     assert resumed[(1, 4)] == pytest.approx(sum(full[(1, s)] for s in range(1, 5)) / 4, rel=1e-6)
-    assert resumed[(1, 8)] == pytest.approx(full[(1, 8)], rel=1e-6)
+    assert resumed[(1, 8)] == pytest.approx(sum(full[(1, s)] for s in range(5, 9)) / 4, rel=1e-6)
     assert resumed[(1, 12)] == pytest.approx(sum(full[(1, s)] for s in range(9, 13)) / 4, rel=1e-6)
     a = torch.load(tmp_path / "a" / "ckpt.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "ckpt.pt", weights_only=False)["model"]
