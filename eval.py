@@ -738,18 +738,6 @@ def resolve_tasks(spec, data_dir, shots=0):
     return tasks
 
 
-def resolve_device(name):
-    """--device: auto = cuda if this machine has one, else cpu; cuda only where PyTorch sees one.
-    (train.py has the same rules; model.py has no resolve_device to share.)"""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
-        raise ValueError(f"--device={name} is not a device; use auto, cpu, cuda or cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device={name}, but this PyTorch sees no CUDA GPU; use --device=cpu")
-    return name
-
-
 def run(args):
     """Every input is checked first (options, task files, --out), then the model loads; the results
     file is rewritten after each step, so a crash late in a long run keeps what was measured."""
@@ -758,6 +746,7 @@ def run(args):
     out = args.out or os.path.splitext(args.ckpt)[0] + "_eval.jsonl"
     inputs = [("checkpoint --ckpt", args.ckpt), ("--bpb data", args.bpb)] + list(tasks.items())
     before = check_out(out, inputs, results=bool(args.bpb or tasks))    # earlier runs' results
+    from model import resolve_device                   # one-line errors for devices this machine lacks
     device = resolve_device(args.device)
     if args.threads:                                   # before any tensor work
         torch.set_num_threads(args.threads)

@@ -315,7 +315,7 @@ def test_model_loss_same_with_and_without_compile(monkeypatch, kernels):
     """A small Transformer's loss and gradients, compiled and not: with PyTorch's RMSNorm and attention
     (CPU tensors), and with the kernels forced on (in the interpreter) through model.py's CUDA test."""
     import model
-    monkeypatch.setattr(model, "_on_cuda", lambda t: kernels)
+    monkeypatch.setattr(model, "is_cuda", lambda t: kernels)
     torch.manual_seed(0)
     net = model.Transformer(model.model_config("tiny", n_layer=1, n_embd=64, n_head=2, vocab_size=64,
                                                block_size=32)).to(DEVICE)

@@ -1,4 +1,8 @@
-"""model.py: preset shapes and parameter counts, RoPE, causality, KV cache, chunked loss, kernel switch, MFU peak."""
+"""model.py: preset shapes and parameter counts, RoPE, causality, KV cache, chunked loss, kernel switch,
+config and device checks, MFU peak."""
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -211,7 +215,7 @@ def test_loss_never_holds_all_logits(monkeypatch):
         saved = []
         with Largest() as probe:
             with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(logit_rows(t)) or t, lambda t: t):
-                loss = m(idx, y)[1]
+                _, loss = m(idx, y)
             loss.backward()
         if rows == 8:
             assert sum(saved) == 0 and probe.biggest == 8
@@ -240,13 +244,30 @@ def test_flops_and_tied_embeddings():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"n_embd": 100, "n_head": 3}, "not divisible by n_head"),
-    ({"n_kv_head": 3}, "must divide n_head"),
+    ({"n_embd": 100, "n_head": 3}, "n_embd=100 is not divisible by n_head=3"),
+    ({"n_embd": 60, "n_head": 4}, "head size 15 is odd"),
+    ({"n_kv_head": 3}, "n_kv_head=3 must divide n_head=4"),
+    ({"n_kv_head": -1}, "n_kv_head=-1: use 0"),
     ({"vocab_size": 0}, "vocab_size is not set"),
+    ({"ffn_ratio": -1.0}, "ffn_ratio must be positive, got -1.0"),
+    ({"ffn_ratio": 0.0}, "ffn_ratio must be positive, got 0.0"),
+    ({"ffn_ratio": math.nan}, "ffn_ratio must be positive, got nan"),
+    ({"ffn_multiple": 0}, "ffn_multiple must be positive, got 0"),
+    ({"rope_base": 0.0}, "rope_base must be positive, got 0.0"),
+    ({"rope_base": math.nan}, "rope_base must be positive, got nan"),
+    ({"norm_eps": -1.0}, "norm_eps must be positive, got -1.0"),
+    ({"norm_eps": 0.0}, "norm_eps must be positive, got 0.0"),
+    ({"n_head": 0}, "n_head must be positive, got 0"),
+    ({"n_layer": 0}, "n_layer must be positive, got 0"),
+    ({"block_size": -5}, "block_size must be positive, got -5"),
 ])
-def test_config_errors(kw, msg):
-    with pytest.raises(ValueError, match=msg):
+def test_config_errors_are_one_line(kw, msg):
+    """Each bad shape is refused before any tensor exists, with a one-line message naming the field and
+    its value (train.py prints it as `train.py: error: ...`), never a ZeroDivisionError or a model
+    with no feed-forward units."""
+    with pytest.raises(ValueError, match=msg) as err:
         small_model(**kw)
+    assert "\n" not in str(err.value)
 
 
 def test_unknown_preset_or_option():
@@ -259,40 +280,54 @@ def test_unknown_preset_or_option():
 
 # ------------------------------------------------------------------------------------ kernel switch --
 def run_kernels_on_cpu(monkeypatch):
-    """Make the model take its CUDA-only kernel path on CPU tensors (Triton's interpreter runs them), with
-    a fresh 'path announced' record."""
+    """Make the model take its CUDA-only kernel path on CPU tensors (Triton's interpreter runs them): the
+    seam is model.is_cuda, a plain function the switch asks."""
     pytest.importorskip("triton")
-    monkeypatch.setattr(model, "_on_cuda", lambda x: True)
-    monkeypatch.setattr(model, "_said", set())
+    monkeypatch.setattr(model, "is_cuda", lambda tensor: True)
 
 
 def test_triton_kernel_path_matches_pytorch(monkeypatch, capsys):
     """The model's kernel branch (normally CUDA only), run through Triton's CPU interpreter: same logits and
-    gradients as the PyTorch branch, grouped-query attention and the fused residual add included."""
+    gradients as the PyTorch branch, grouped-query attention and the fused residual add included. The
+    model prints nothing; kernel_paths() is what a script prints."""
     m = small_model(n_kv_head=2, n_embd=64, n_head=4)              # head dim 16
     idx = ids(2, 19, seed=8)
     ref_logits, _ = m(idx)
-    m(idx, idx)[1].backward()
+    _, loss = m(idx, idx)
+    loss.backward()
     ref_grads = {n: p.grad.clone() for n, p in m.named_parameters()}
     m.zero_grad()
     run_kernels_on_cpu(monkeypatch)
     logits, _ = m(idx)
-    m(idx, idx)[1].backward()
+    _, loss = m(idx, idx)
+    loss.backward()
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
     for n, p in m.named_parameters():
         torch.testing.assert_close(p.grad, ref_grads[n], atol=1e-4, rtol=1e-3, msg=n)
-    assert capsys.readouterr().out.splitlines() == ["model.py: rmsnorm: Triton kernel", "model.py: attention: Triton kernel"]
-    norm = m.layers[0].ffn_norm                                      # bf16 branch + fp32 residual (autocast)
+    assert capsys.readouterr().out == ""
+    assert model.kernel_paths(m.config, "cuda") == "kernels: rmsnorm Triton, attention Triton"
+
+
+def test_fused_add_and_norm_keeps_the_fp32_stream(monkeypatch):
+    """Under autocast the attention output is bf16 and the residual stream fp32: the fused kernel path of
+    Block.forward gives what the plain equations give, h = x + attn_out in fp32."""
+    block = small_model(n_embd=64, n_head=4).layers[0]
     g = torch.Generator().manual_seed(9)
-    a, x = torch.randn(3, 64, generator=g).bfloat16(), torch.randn(3, 64, generator=g)
-    y, h = norm(a, residual=x)
-    assert h.dtype == torch.float32
-    torch.testing.assert_close(h, a.float() + x)
+    x, cos, sin = torch.randn(1, 3, 64, generator=g), torch.ones(3, 8), torch.zeros(3, 8)
+    attn_out = torch.randn(1, 3, 64, generator=g).bfloat16()
+    monkeypatch.setattr(block.attn, "forward", lambda *args: attn_out)
+    seen = []                                  # inherit.py hooks every RMSNorm: the fused call must reach it
+    block.ffn_norm.register_forward_hook(lambda module, inputs, output: seen.append(type(output)))
+    plain = block(x, cos, sin)
+    run_kernels_on_cpu(monkeypatch)
+    fused = block(x, cos, sin)
+    assert plain.dtype == fused.dtype == torch.float32 and seen == [torch.Tensor, tuple]
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
 
 
-def test_unsupported_head_size_falls_back_to_sdpa(monkeypatch, capsys):
+def test_unsupported_head_size_falls_back_to_sdpa(monkeypatch):
     """Head size 96 (e.g. n_embd=384, n_head=4) is not one the Triton attention takes: on CUDA the model must
-    use PyTorch's attention instead of raising, say so once, and still run RMSNorm's kernel."""
+    use PyTorch's attention instead of raising, still run RMSNorm's kernel, and kernel_paths() says so."""
     import kernels.attention
     m = small_model(n_embd=96, n_head=1, n_layer=1)
     idx = ids(1, 9, seed=10)
@@ -300,19 +335,50 @@ def test_unsupported_head_size_falls_back_to_sdpa(monkeypatch, capsys):
     run_kernels_on_cpu(monkeypatch)
     monkeypatch.setattr(kernels.attention, "flash_attention", lambda *a: pytest.fail("flash_attention called"))
     logits, _ = m(idx)
-    m(idx, idx)[1].backward()                                        # trains: a second call, no new message
+    _, loss = m(idx, idx)
+    loss.backward()
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
-    assert capsys.readouterr().out.splitlines() == [
-        "model.py: rmsnorm: Triton kernel",
-        "model.py: attention: PyTorch fallback (head size 96; the kernel takes 16, 32, 64, 128)"]
+    assert model.kernel_paths(m.config, "cuda") == \
+        "kernels: rmsnorm Triton, attention PyTorch (head size 96; the kernel takes 16, 32, 64, 128)"
 
 
-def test_kernels_off_or_cpu_never_import_triton_paths(monkeypatch, capsys):
-    monkeypatch.setattr(model, "_said", set())
-    small_model(use_kernels=True)(ids(1, 4))                         # CPU tensors: plain PyTorch, silently
-    monkeypatch.setattr(model, "_on_cuda", lambda x: True)
-    small_model(use_kernels=False)(ids(1, 4))                        # --use_kernels=false: PyTorch too
-    assert capsys.readouterr().out == ""
+def test_kernels_off_or_cpu_never_import_the_kernels(monkeypatch):
+    """CPU tensors, or --use_kernels=false on CUDA: plain PyTorch, and kernels/ (hence triton) is never
+    imported: model.py imports them only through importlib, replaced here by a tripwire."""
+    tripwire = SimpleNamespace(import_module=lambda name: pytest.fail(f"imported {name}"))
+    monkeypatch.setattr(model, "importlib", tripwire)
+    on, off = small_model(use_kernels=True), small_model(use_kernels=False)
+    on(ids(1, 4))                                                    # CPU tensors
+    assert model.kernel_paths(on.config, "cpu") == "kernels: plain PyTorch (CUDA only)"
+    monkeypatch.setattr(model, "is_cuda", lambda tensor: True)
+    off(ids(1, 4))                                                   # "CUDA", kernels switched off
+    assert model.kernel_paths(off.config, "cuda") == "kernels: plain PyTorch (use_kernels is off)"
+
+
+# ------------------------------------------------------------------------------------- device choice --
+@pytest.mark.parametrize("name, gpus, mps, want", [
+    ("auto", 2, True, "cuda"), ("auto", 0, True, "mps"), ("auto", 0, False, "cpu"),
+    ("cpu", 1, True, "cpu"), ("cuda", 1, False, "cuda"), ("cuda:1", 2, False, "cuda:1"), ("mps", 0, True, "mps"),
+    ("cuda", 0, False, "--device=cuda but no CUDA GPU is visible to PyTorch; use --device=cpu or auto"),
+    ("cuda:0", 0, True, "--device=cuda:0 but no CUDA GPU is visible to PyTorch; use --device=cpu or auto"),
+    ("cuda:2", 2, False, "--device=cuda:2 but PyTorch sees 2 GPU(s): cuda:0 to cuda:1"),
+    ("mps", 1, False, "--device=mps but this PyTorch has no MPS (Apple GPU); use --device=cpu"),
+    ("banana", 1, True, "--device=banana: choose auto, cpu, cuda, cuda:N or mps"),
+    ("cuda:x", 1, False, "--device=cuda:x: choose auto, cpu, cuda, cuda:N or mps"),
+    ("CPU", 0, False, "--device=CPU: choose auto, cpu, cuda, cuda:N or mps"),
+])
+def test_resolve_device(monkeypatch, name, gpus, mps, want):
+    """auto prefers CUDA, then Apple's MPS, then the CPU; an explicit device that is not there, or not a
+    device at all, is a one-line error (the availability is faked: this machine has neither)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    if want.startswith("--device"):
+        with pytest.raises(ValueError) as err:
+            model.resolve_device(name)
+        assert str(err.value) == want
+    else:
+        assert model.resolve_device(name) == want
 
 
 # -------------------------------------------------------------------------------------------- MFU peak --
