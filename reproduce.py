@@ -513,7 +513,7 @@ def study_rounds():
     the batches the model finds hardest (drawn with p = softmax(loss), 50% of them [reported])
     helps, and a third adds nothing [reported].
     """
-    small = corpus("small", max(0.006, 0.35 * OPTS.scale), 1.5 * OPTS.scale)   # >= 2 batches
+    small = corpus("small", max(0.03, 0.35 * OPTS.scale), 1.5 * OPTS.scale)   # >= 2 batches of 16x128
     folder, meta = shards("8k", small, "small")
     n_batches = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH
     r1, r2 = 4 * n_batches, n_batches // 2     # round 1: four epochs; round 2: one pass over 50%

@@ -24,6 +24,8 @@ MINI = {
     "eval.py": ["--limit=3", "--max-new-tokens=5"],
     "inherit.py": ["--n_layer=1", "--n_embd=16", "--n_head=1", "--calib_batches=1", "--eval_batches=1", "--mask_steps=2"],
     "export.py": [],
+    # no GPU here: every step of the check at toy size on the CPU is tests/test_gpu_check.py; here the plan step
+    "bench/gpu_check.py": ["--dry", "--steps=plan"],
     # all studies: tests/test_reproduce.py; one work folder, so the second command reuses the first's runs
     "reproduce.py": ["--only=rounds", "--scale=0.01", "--seeds=1", "--work=out_reproduce_mini"],
 }

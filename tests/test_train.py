@@ -82,6 +82,7 @@ def test_grad_accum_splits_a_step_without_changing_it(data, tmp_path):
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
 
 
+@pytest.mark.slow
 def test_ddp_gloo_two_processes_match_one(data, tmp_path):
     """2 processes x 2 sequences x 2 micro-steps (no_sync on the first) = 1 process x 8 sequences."""
     single = run(data, tmp_path / "one", "--batch_size=8", "--max_iters=6", "--eval_interval=6")
@@ -263,6 +264,7 @@ def test_parts_of_a_batch_tile_it_exactly(data):
     assert starts
 
 
+@pytest.mark.slow
 def test_fsdp_two_processes_match_one_and_resume_exactly_from_shards(data, tmp_path):
     """FSDP over 2 gloo processes (2 sequences x 2 micro-steps each) = 1 process x 8 sequences; and a sharded
     checkpoint (torch.distributed.checkpoint) resumed at an awkward step reproduces the run bit for bit."""
