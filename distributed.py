@@ -236,10 +236,11 @@ def check_checkpoint(ckpt, path, model_overrides, meta, cfg, world):
         raise ValueError(f"{path} was trained with another model config (you changed {changed}); "
                          f"drop those options")
     if ckpt.get("tokenizer", {}).get("sha256") != meta["tokenizer"]["sha256"]:
-        trained_with = ckpt.get("tokenizer", {}).get("name")
-        raise ValueError(f"{path} was trained with tokenizer {trained_with!r} but {cfg.data} was "
-                         f"made with {meta['tokenizer']['name']!r}; point --data at shards of that "
-                         f"tokenizer (data/prepare.py), or convert it with inherit.py --tokenizer")
+        trained_with, made_with = ckpt.get("tokenizer", {}).get("name"), meta["tokenizer"]["name"]
+        what = (f"another version of tokenizer {made_with!r} (same name, other tokens: was its file rewritten?)"
+                if trained_with == made_with else f"tokenizer {made_with!r}, not {trained_with!r}")
+        raise ValueError(f"{cfg.data} was made with {what}, which {path} was not trained on; point --data "
+                         f"at shards of the checkpoint's tokenizer, or convert it with inherit.py --tokenizer")
     same_layout = cfg.parallel == "fsdp" and ckpt.get("world") == world
     if cfg.init_from == "resume" and ckpt.get("sharded") and not same_layout:
         raise ValueError(f"{path} is an FSDP checkpoint of {ckpt['world']} processes: resume it "

@@ -140,8 +140,8 @@ def run_readme(repo, cmd):
         extra = []
     if script_of(cmd) == "eval.py" and "--tasks=all" in cmd:
         extra.append(f"--data-dir={os.path.join(SHARED, 'eval')}")
-    if script_of(cmd) == "train.py" and "--preset=pangu" in cmd:
-        extra += ["--n_head=1", "--batch_size=4", "--grad_accum=2"]     # 2 ranks, 2 micro-steps
+    if script_of(cmd) == "train.py" and "--preset=pangu" in cmd:       # 2 ranks, 2 micro-steps; the plan
+        extra += ["--n_head=1"] + ([] if "--dry_run" in cmd else ["--batch_size=4", "--grad_accum=2"])  # of 8
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     r = subprocess.run(words + extra, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, f"README command failed in miniature: {' '.join(words + extra)}\n{r.stderr[-3000:]}"

@@ -151,7 +151,11 @@ def test_mismatches_are_refused(data, tmp_path):
     meta = json.load(open(other / "meta.json"))
     meta["tokenizer"].update(sha256="f" * 64, name="shakespeare-16k")
     json.dump(meta, open(other / "meta.json", "w"))
-    with pytest.raises(ValueError, match="trained with tokenizer 'tok' but .* made with 'shakespeare-16k'"):
+    with pytest.raises(ValueError, match="made with tokenizer 'shakespeare-16k', not 'tok', which .* was not"):
+        run(other, tmp_path, f"--init_from={tmp_path / 'ckpt.pt'}")
+    meta["tokenizer"].update(name="tok")                    # same name, other tokens: a rewritten file
+    json.dump(meta, open(other / "meta.json", "w"))
+    with pytest.raises(ValueError, match="another version of tokenizer 'tok' .*was its file rewritten"):
         run(other, tmp_path, f"--init_from={tmp_path / 'ckpt.pt'}")
     with pytest.raises(FileNotFoundError, match="run `python data/prepare.py` first"):
         run(tmp_path / "nowhere", tmp_path)
