@@ -16,12 +16,6 @@ PANELS = [("train loss (nats/token)", "loss"), ("val loss (nats/token)", "val_lo
           ("val bits per byte", "val_bpb"), ("learning rate", "lr")]
 
 
-def read_rows(run_dir):
-    """log.jsonl's rows; a resumed run repeats none (train.py drops rows past its checkpoint)."""
-    with open(os.path.join(run_dir, "log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def draw(run_dirs, png_path):
     """Draw the runs' curves into png_path (four panels, x = tokens trained over all rounds).
     Returns the path, or None when matplotlib is missing. Uses matplotlib's object API with the
@@ -36,7 +30,9 @@ def draw(run_dirs, png_path):
     FigureCanvasAgg(figure)                            # renders in memory; savefig writes a PNG
     axes = figure.subplots(2, 2).flatten()             # one panel per PANELS entry
     for run_dir in run_dirs:
-        rows = read_rows(run_dir)
+        # log.jsonl's rows; a resumed run repeats none (train.py drops rows past its checkpoint)
+        with open(os.path.join(run_dir, "log.jsonl")) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
         for round_number in sorted({r["round"] for r in rows}):
             label = os.path.basename(os.path.normpath(run_dir))
             label += f" round {round_number}" if round_number > 1 else ""
@@ -47,8 +43,7 @@ def draw(run_dirs, png_path):
                 if points:                             # dots only while few enough to see
                     ax.plot(*zip(*points), marker="." if len(points) < 30 else None, label=label)
     for ax, (title, key) in zip(axes, PANELS):
-        ax.set_title(title)
-        ax.set_xlabel("tokens")
+        ax.set(title=title, xlabel="tokens")
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)

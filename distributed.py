@@ -3,8 +3,7 @@ distributed.py — the scale and run-keeping machinery of train.py: several proc
 models, sharded checkpoints, the --dry_run memory plan, RNG states, run folders and checks of a
 checkpoint to continue from. A first reading can skip this file: nothing of the paper is here,
 and on one process every call below is a no-op or a plain PyTorch call. train.py calls it in a
-handful of named places, as nanochat's base_train.py calls `compute_init` and its checkpoint
-manager:
+handful of named places, as nanochat's base_train calls `compute_init` and its checkpoint manager:
 
     rank, world, device = compute_init(device, parallel)    # join torchrun's process group
     model = wrap(model, parallel, device, compile)          # DDP (full copies) or FSDP2 (shards)
@@ -30,7 +29,7 @@ import random
 import re
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -46,18 +45,15 @@ def compute_init(device, parallel):
     Under torchrun (which sets RANK, WORLD_SIZE, LOCAL_RANK) join the process group: NCCL between
     GPUs, gloo between CPU processes; rank r drives the GPU cuda:LOCAL_RANK."""
     device = resolve_device(device)                 # a one-line error if this machine lacks it
-    if "RANK" not in os.environ:
-        rank, world = 0, 1
-    else:
-        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if "RANK" in os.environ:
         if device.startswith("cuda"):
             device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if parallel == "fsdp" and world < 2:
-        raise ValueError("--parallel=fsdp shards the model over processes: launch with "
-                         "`torchrun --nproc_per_node=N train.py ...` (N >= 2), or use "
-                         "--parallel=ddp")
+        raise ValueError("--parallel=fsdp shards the model over processes: launch with `torchrun "
+                         "--nproc_per_node=N train.py ...` (N >= 2), or use --parallel=ddp")
     return rank, world, device
 
 
@@ -69,9 +65,8 @@ def wrap(model, parallel, device, compile=False):
     cuda = device.startswith("cuda")
     if parallel == "fsdp" and dist.is_initialized():
         from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
-        policy = MixedPrecisionPolicy()                   # CPU: fp32 throughout
-        if cuda:                                          # bf16 weights, fp32 gradient reduction
-            policy = MixedPrecisionPolicy(torch.bfloat16, torch.float32)
+        # CUDA: bf16 weights, fp32 gradient reduction; CPU: fp32 throughout
+        policy = MixedPrecisionPolicy(torch.bfloat16, torch.float32) if cuda else MixedPrecisionPolicy()
         for block in model.layers:
             fully_shard(block, mp_policy=policy)
         fully_shard(model, mp_policy=policy)              # the root: embedding, final norm, LM head
@@ -90,13 +85,11 @@ def grad_sync(model, on):
     """Reduce gradients over ranks in this backward only if `on` (a step's last micro-step): the
     earlier micro-steps accumulate locally, which saves grad_accum - 1 all-reduces per step.
     No-op on one process."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel) and not on:
-        with model.no_sync():
-            yield
-        return
     if hasattr(model, "set_requires_gradient_sync"):    # an FSDP2 module
         model.set_requires_gradient_sync(on)
-    yield
+    skip = isinstance(model, torch.nn.parallel.DistributedDataParallel) and not on
+    with model.no_sync() if skip else nullcontext():     # DDP: no all-reduce in this backward
+        yield
 
 
 def sum_over_ranks(tensor):
@@ -108,16 +101,14 @@ def sum_over_ranks(tensor):
 
 def all_finite(model, bad):
     """False if any rank saw a non-finite loss (`bad`, a bool tensor) or holds a non-finite weight
-    (its own shard under FSDP). All ranks agree, so all stop together instead of some waiting
-    forever."""
+    (its own shard under FSDP). All ranks agree, so all stop together: none waits forever."""
     local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]
     flag = (bad | ~torch.stack([torch.isfinite(p).all() for p in local]).all()).int()
     return sum_over_ranks(flag).item() == 0
 
 
 def full_state_dict(model):
-    """The whole model's weights (on CPU under FSDP, where this gathers every shard: a
-    collective)."""
+    """The whole model's weights (on CPU under FSDP, where it gathers every shard: a collective)."""
     if not any(hasattr(p, "to_local") for p in model.parameters()):
         return model.state_dict()
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
@@ -155,23 +146,18 @@ def save(state, path, model, optimizer, sharded, rank):
                 shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
 
 
-# What a DCP .metadata pickle may build (found by unpickling one written by torch 2.13): DCP's own
-# records, torch.Size / dtypes, pathlib paths and a layout lookup by name. Anything else
-# (os.system...) is refused.
-_METADATA_GLOBALS = {("torch", "Size"), ("torch.serialization", "_get_layout"),
-                     ("pathlib", "PosixPath"),
-                     ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"), ("pathlib", "Path")}
-
-
 class _MetadataUnpickler(pickle.Unpickler):
+    """Builds only what a DCP .metadata pickle holds (seen in one torch 2.13 wrote): DCP's records,
+    torch.Size / dtypes, pathlib paths, a layout lookup by name; nothing else (no os.system...)."""
+    ALLOWED = {("torch", "Size"), ("torch.serialization", "_get_layout"), ("pathlib", "Path"),
+               ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"),
+               ("torch.distributed.checkpoint.filesystem", "_StorageInfo")}
+
     def find_class(self, module, name):
-        ok = (module, name) in _METADATA_GLOBALS or \
-            module == "torch.distributed.checkpoint.metadata" or \
-            (module, name) == ("torch.distributed.checkpoint.filesystem", "_StorageInfo") or \
-            (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype))
+        ok = (module, name) in self.ALLOWED or module == "torch.distributed.checkpoint.metadata" \
+            or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype))
         if not ok:
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a sharded checkpoint's "
-                                         f"metadata")
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a sharded checkpoint's metadata")
         return super().find_class(module, name)
 
 
@@ -193,25 +179,21 @@ def load_optimizer(model, optimizer, ckpt, out_dir):
             return metadata
 
     class Planner(DefaultLoadPlanner):
-        def load_bytes(self, read_item, value):              # the parent's, with weights_only=True
-            obj, fqn = torch.load(value, weights_only=True), read_item.dest_index.fqn
-            if self.flatten_state_dict:
-                set_element(self.original_state_dict, self.mappings[fqn], obj)
-            else:
-                self.state_dict[fqn] = obj
+        def load_bytes(self, read_item, value):   # the parent's, with weights_only=True
+            obj = torch.load(value, weights_only=True)    # flatten_state_dict: on by default
+            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], obj)
 
     path = os.path.join(out_dir, os.path.basename(ckpt["sharded"]))
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path} (the shards ckpt.pt names) is missing; start again from "
                                 f"its weights with --init_from={os.path.join(out_dir, 'ckpt.pt')}")
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    state = {"model": model_sd, "optimizer": optim_sd}
+    state = {"model": model_sd, "optimizer": optim_sd}   # dcp.load fills these in place
     try:
         dcp.load(state, storage_reader=Reader(path), planner=Planner())
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path}: {e}; refusing to load it") from None
-    set_state_dict(model, optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optimizer"])
+    set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
 
 
 def rng_state():
@@ -230,11 +212,10 @@ def set_rng_state(rng):
 
 def check_checkpoint(ckpt, path, model_overrides, meta, cfg, world):
     """One-line errors when checkpoint `path` cannot continue on these options, data, processes."""
-    changed = {k: v for k, v in model_overrides.items()   # use_kernels: how to run, not the model
-               if k != "use_kernels" and ckpt["model_config"].get(k) != v}
+    changed = [f"--{k}={v}" for k, v in model_overrides.items()   # use_kernels: runtime, not model
+               if k != "use_kernels" and ckpt["model_config"].get(k) != v]
     if changed:
-        raise ValueError(f"{path} was trained with another model config (you changed {changed}); "
-                         f"drop those options")
+        raise ValueError(f"{path} was trained with another model config: drop {' '.join(changed)}")
     if ckpt.get("tokenizer", {}).get("sha256") != meta["tokenizer"]["sha256"]:
         trained_with, made_with = ckpt.get("tokenizer", {}).get("name"), meta["tokenizer"]["name"]
         what = (f"another version of tokenizer {made_with!r} (same name, other tokens: was its file rewritten?)"
@@ -243,9 +224,8 @@ def check_checkpoint(ckpt, path, model_overrides, meta, cfg, world):
                          f"at shards of the checkpoint's tokenizer, or convert it with inherit.py --tokenizer")
     same_layout = cfg.parallel == "fsdp" and ckpt.get("world") == world
     if cfg.init_from == "resume" and ckpt.get("sharded") and not same_layout:
-        raise ValueError(f"{path} is an FSDP checkpoint of {ckpt['world']} processes: resume it "
-                         f"with --parallel=fsdp on {ckpt['world']} processes, or start anew with "
-                         f"--init_from={path}")
+        raise ValueError(f"{path} is an FSDP checkpoint of {ckpt['world']} processes: resume it with "
+                         f"--parallel=fsdp on {ckpt['world']} processes, or start anew with --init_from={path}")
 
 
 # The files a run writes into its out_dir (train.py; shards: save above)
@@ -265,8 +245,7 @@ def keep_runs_apart(out_dir, resumed_at=None):
         os.makedirs(aside)
         for f in old:
             os.replace(os.path.join(out_dir, f), os.path.join(aside, f))
-        print(f"{out_dir} held a previous run: moved its files ({', '.join(sorted(old)[:4])}...) "
-              f"to {aside}")
+        print(f"{out_dir} held a previous run: moved its files ({len(old)}) to {aside}")
     path = os.path.join(out_dir, "log.jsonl")
     if resumed_at is None or not os.path.exists(path):
         return
@@ -295,15 +274,12 @@ def memory_plan(cfg, model_overrides, world):
     four totals in bytes. The vocabulary is --data's if it names shards, else the preset's."""
     config = model_config(cfg.preset, **model_overrides)
     named = cfg.data != type(cfg).data or cfg.preset not in PRESET_N_VOCAB   # not the default
-    if named and os.path.isdir(cfg.data):
-        n_vocab = load_meta(cfg.data)["tokenizer"]["n_vocab"]
-    else:
-        n_vocab = PRESET_N_VOCAB.get(cfg.preset, 16_001)
+    n_vocab = load_meta(cfg.data)["tokenizer"]["n_vocab"] if named and os.path.isdir(cfg.data) \
+        else PRESET_N_VOCAB.get(cfg.preset, 16_001)
     config.vocab_size = config.vocab_size or padded_vocab(n_vocab)
     gpu, _, gb = cfg.gpu.partition(":")
     if gpu not in GPU_PEAK_BF16 or not (gb or "80").replace(".", "", 1).isdigit():
-        raise ValueError(f"--gpu={cfg.gpu!r}: write NAME or NAME:GB with NAME one of "
-                         f"{', '.join(GPU_PEAK_BF16)}")
+        raise ValueError(f"--gpu={cfg.gpu!r}: write NAME or NAME:GB with NAME one of {', '.join(GPU_PEAK_BF16)}")
     micro_rows = cfg.batch_size // world                   # sequences per GPU per micro-step
     if micro_rows < 1:
         raise ValueError(f"--batch_size={cfg.batch_size} over {world} GPUs is a micro-batch of 0 "
@@ -314,20 +290,18 @@ def memory_plan(cfg, model_overrides, world):
     n = model.param_count()
     P, block = n["total"], sum(p.numel() for p in model.layers[0].parameters())
     print(f"{cfg.preset}: {P / 1e6:.1f}M parameters (embedding {n['embedding'] / 1e6:.1f}M, head "
-          f"{n['lm_head'] / 1e6:.1f}M, rest {n['rest'] / 1e6:.1f}M), vocab {config.vocab_size:,}; "
-          f"micro-batch {micro_rows} x {T} per GPU, {world} GPU(s), grad_accum {cfg.grad_accum}, "
-          f"bf16")
+          f"{n['lm_head'] / 1e6:.1f}M, rest {n['rest'] / 1e6:.1f}M), vocab {config.vocab_size:,}; micro-batch "
+          f"{micro_rows} x {T} per GPU, {world} GPU(s), grad_accum {cfg.grad_accum}, bf16")
     # bytes per parameter: 4 (fp32 weight) + 4 (fp32 gradient) + 8 (AdamW's two fp32 moments) = 16;
     # FSDP keeps 1/world of each, but gathers the bf16 weights of the running block and the
     # prefetched next one, plus the root (embedding, head), and holds one block's fp32 gradients
     # before its reduce-scatter.
     gathered = 2 * (2 * block + P - config.n_layer * block) + 4 * block
-    rows = {"weights (fp32)": [4 * P, 4 * P, 4 * P / world, 4 * P / world],
-            "gradients (fp32)": [4 * P, 4 * P, 4 * P / world, 4 * P / world],
-            "AdamW moments (2 x fp32)": [8 * P, 8 * P, 8 * P / world, 8 * P / world],
-            "FSDP gathered weights/grads": [0, 0, gathered, gathered],
-            "activations": [model.activation_bytes(micro_rows * T, act_ckpt)
-                            for act_ckpt in (False, True, False, True)]}   # the columns' act_ckpt
+    rows = {name: [size * P, size * P, size * P / world, size * P / world] for name, size in
+            (("weights (fp32)", 4), ("gradients (fp32)", 4), ("AdamW moments (2 x fp32)", 8))}
+    rows |= {"FSDP gathered weights/grads": [0, 0, gathered, gathered],
+             "activations": [model.activation_bytes(micro_rows * T, act_ckpt)
+                             for act_ckpt in (False, True, False, True)]}   # the columns' act_ckpt
     rows["total"] = [sum(r[i] for r in rows.values()) for i in range(4)]
     widths = (10, 10, 10, 11)                               # of the four columns
     print(f"{'GiB per GPU':<30}{'DDP':>10}{'DDP+ckpt':>10}{'FSDP':>10}{'FSDP+ckpt':>11}")

@@ -1,5 +1,4 @@
-"""
-inherit.py — parameter inheritance (paper, Parameter Inheritance; ../shared/PAPER.md §3): start a
+"""inherit.py — parameter inheritance (paper, Parameter Inheritance; ../shared/PAPER.md §3): start a
 tiny model from a larger trained one instead of at random, the paper's largest gain (+3.26 [paper]).
 
     python inherit.py --src=out/ckpt.pt --out=out_small/init.pt --n_layer=4 --n_embd=128 \
@@ -10,12 +9,10 @@ The student is a subset of the source along three axes, in order: 1. tokens (--t
 compressed from the source's tokenizer keeps its tokens' embedding and LM-head rows; paper, Compact
 Tokenizer; PAPER.md §1); 2. layers (--layers: whole blocks); 3. width (--width: attention heads or
 kv groups, SwiGLU neurons, and ONE set of hidden channels for every matrix and RMSNorm, so the
-residual stream stays aligned). Units keep their order: the source's own shape gives it back.
-"""
+residual stream stays aligned). Units keep their order: the source's own shape gives it back."""
 import argparse
 import copy
 import json
-import math
 import os
 import shlex
 import sys
@@ -25,7 +22,7 @@ import numpy as np
 import torch
 
 from model import ModelConfig, PRESETS, RMSNorm, Transformer, load_model, padded_vocab, save_checkpoint
-from tokenizer_compress import bits_per_byte
+from tokenizer_compress import bits_per_byte, load_tokenizer, tokenizer_identity, tokenizer_info
 
 LAYER_STRATEGIES = ("first", "last", "uniform", "edges", "importance")
 SHAPE = ("n_layer", "n_embd", "n_head", "n_kv_head", "ffn_ratio")    # what a student may change
@@ -33,14 +30,12 @@ CALIB_SLICE = 0.05     # calibration windows: the last 5% of train.bin, a fixed 
 STREAMS = ("score", "masks", "report")      # own windows for scores, mask training, printed losses
 
 
-# ==== Calibration data: seeded windows from the end of a data/prepare.py folder's train split.
 class Calib:
     """All choices and printed losses use windows of the end of train.bin (CALIB_SLICE), never
     val.bin: units picked by their val loss would later be evaluated on the text that picked them.
     The source trained on this slice too; fine: calibration asks what the source computes."""
     def __init__(self, folder, tok, seq_len, batch_size, seed):
-        meta_path = os.path.join(folder, "meta.json")
-        if not os.path.exists(meta_path):
+        if not os.path.exists(meta_path := os.path.join(folder, "meta.json")):
             raise FileNotFoundError(f"{meta_path} not found: is --calib a data/prepare.py folder?")
         with open(meta_path) as f:
             self.meta = json.load(f)
@@ -50,8 +45,8 @@ class Calib:
         train = np.memmap(os.path.join(folder, "train.bin"), dtype=self.meta["dtype"], mode="r")
         self.tokens = train[int(len(train) * (1 - CALIB_SLICE)):]          # a view: nothing is read
         if len(self.tokens) <= seq_len + 1:
-            raise ValueError(f"the last {CALIB_SLICE:.0%} of {folder}/train.bin: {len(self.tokens)} "
-                             f"tokens, under one window; lower --seq_len or prepare more text")
+            raise ValueError(f"the last {CALIB_SLICE:.0%} of {folder}/train.bin: {len(self.tokens)}"
+                             f" tokens, under one window; lower --seq_len or prepare more text")
         self.T, self.B, self.seed = seq_len, batch_size, seed    # B windows of T+1 tokens a batch
 
     def batches(self, n, stream, desc):          # n batches (x, y); batch i is (seed, stream, i)'s
@@ -65,18 +60,14 @@ class Calib:
 
 @torch.no_grad()
 def calib_loss(model, calib, n_batches, stream, desc):      # mean LM loss (nats/token) of a stream
-    total = 0.0
-    for x, y in calib.batches(n_batches, stream, desc):
-        _, loss = model.eval()(x, y)
-        total += loss.item()
-    return total / n_batches
+    losses = [model.eval()(x, y) for x, y in calib.batches(n_batches, stream, desc)]
+    return sum(loss.item() for _, loss in losses) / n_batches       # (None, loss) pairs
 
 
 # ==== 1. Tokens: the embedding / LM-head rows of a compressed tokenizer's kept tokens.
 def slice_vocab(state, cfg, tok, tokenizer_path):
     """(state dict, config, tokenizer identity) for the compressed tokenizer: row new_id of tok_emb
     and lm_head = the source's row new_to_old[new_id], so the kept tokens' logits are unchanged."""
-    from tokenizer_compress import load_tokenizer, tokenizer_identity, tokenizer_info
     info, enc = tokenizer_info(tokenizer_path), load_tokenizer(tokenizer_path)
     if info["source"]["sha256"] != tok["sha256"]:
         raise ValueError(f"{tokenizer_path} was compressed from {info['source']['name']!r}, but "
@@ -102,15 +93,13 @@ def with_layers(model, layers):             # the source's weights (no copies), 
     return m
 
 
-@torch.no_grad()
 def choose_layers(strategy, model, n, calib, n_batches):
     """Indices (increasing) of the n kept layers of the source's L. first / last: 0..n-1 / L-n..L-1.
     uniform: the whole depth, BOTH ends included: i*(L-1)/(n-1) rounded half up for i = 0..n-1
     (8 -> 4 keeps 0, 2, 5, 7); the step is >= 1, so none repeats; n = 1 keeps layer 0. edges: the
-    first ceil(n/2) and the last floor(n/2) (the paper: the first and last layers matter most, the
-    middle ones are redundant). importance: the n whose removal raises the calibration loss most:
-    the LOSS, as the paper measured [reported], not Minitron's 1 - cos(input, output), its proxy.
-    A comma list (0,1,5,11) keeps those layers."""
+    first ceil(n/2) and the last floor(n/2) (the paper: the ends matter most, the middle is
+    redundant). importance: the n whose removal raises the calibration loss most: the LOSS, as the
+    paper measured [reported], not Minitron's proxy 1 - cos(input, output). Or a list: 0,1,5,11."""
     L = len(model.layers)
     half_up = lambda i: (2 * i * (L - 1) + n - 1) // (2 * (n - 1))    # floor(i(L-1)/(n-1) + 1/2)
     fixed = {"first": range(n), "last": range(L - n, L), "edges": [*range((n + 1) // 2),
@@ -129,8 +118,7 @@ def choose_layers(strategy, model, n, calib, n_batches):
         raise ValueError(f"--layers={strategy!r}: choose {', '.join(LAYER_STRATEGIES)} or a list "
                          f"like 0,1,5,11") from None
     if len(set(layers)) != len(layers) or layers[0] < 0 or layers[-1] >= L or len(layers) != n:
-        raise ValueError(f"--layers={strategy}: give {n} different layer indices in 0..{L - 1} "
-                         f"(the source has {L} layers)")
+        raise ValueError(f"--layers={strategy}: give {n} different layer indices in 0..{L - 1}")
     return layers
 
 
@@ -139,10 +127,9 @@ def choose_layers(strategy, model, n, calib, n_batches):
 #   One function per metric (paper, Parameter Inheritance; PAPER.md §3, whose averages are quoted).
 def unit_sums(per_weight, cfg):
     """Sum a per-weight quantity (a dict like the state dict: |w|, w², w·dL/dw) over each unit's
-    weights, i.e. over everything that leaves the model with the unit. A kv group's k and v rows
-    count ONCE, in the group's score: they leave only with the whole group; one query head leaves
-    without them (the group's other heads still read them), so a head's own score, which ranks
-    heads INSIDE a kept group, has none. Under multi-head attention (g = 1) a group is one head."""
+    weights: all that leaves the model with the unit. A kv group's k and v rows count ONCE, in the
+    group's score (they leave only with the whole group); a query head leaves without them (its
+    group's other heads read them), so a head's score (it ranks heads INSIDE a group) has none."""
     H, Hkv, D, C = cfg.n_head, cfg.kv_heads, cfg.head_dim, cfg.n_embd
     channels = per_weight["tok_emb.weight"].sum(0) + per_weight["norm.weight"]   # column c, entry c
     if not cfg.tie_embeddings:                      # tied: the embedding's entry already holds it
@@ -154,12 +141,11 @@ def unit_sums(per_weight, cfg):
         gate, up, down = (w(f"ffn.{x}_proj") for x in ("gate", "up", "down"))   # (F, C) x 2, (C, F)
         heads.append(q.view(H, D, C).sum((1, 2)) + o.view(C, H, D).sum((0, 2)))  # q rows, o columns
         kv = (k + v).view(Hkv, D, C).sum((1, 2))                      # (Hkv,): k, v rows of group j
-        groups.append(heads[-1].view(Hkv, H // Hkv).sum(1) + kv)     # + its g = H/Hkv heads
+        groups.append(heads[-1].view(Hkv, H // Hkv).sum(1) + kv)    # + its g = H/Hkv heads (MHA: 1)
         neurons.append(gate.sum(1) + up.sum(1) + down.sum(0))        # rows of gate, up; down column
         channels = channels + w("attn_norm") + w("ffn_norm") + o.sum(1) + down.sum(1) \
             + sum(m.sum(0) for m in (q, k, v, gate, up))     # rows of o, down; columns of the rest
-    return {"heads": torch.stack(heads), "groups": torch.stack(groups),
-            "neurons": torch.stack(neurons), "channels": channels}
+    return dict(heads=torch.stack(heads), groups=torch.stack(groups), neurons=torch.stack(neurons), channels=channels)
 
 
 def random_scores(model, calib, student, args):
@@ -182,8 +168,7 @@ def taylor_scores(model, calib, student, args):
     "Importance Estimation for Neural Network Pruning"; the paper's Taylor row: 47.90 [reported]).
     Removing S moves each of its weights by -w, so to first order dL = -sum_{s in S} w_s dL/dw_s:
     the score is |sum_{s in S} w_s dL/dw_s|, summed over the unit's weights WITH signs, then |.|
-    (Molchanov square it: the same ranking). Not the element-wise sum of |w dL/dw| this file once
-    used, which adds up contributions that cancel when the unit leaves as a whole."""
+    (Molchanov square it: same ranking), not sum |w dL/dw|, blind to parts that cancel out."""
     model.eval().zero_grad(set_to_none=True)
     for x, y in calib.batches(args.calib_batches, "score", "taylor importance"):
         _, loss = model(x, y)                    # L: the mean loss over ALL calibration batches
@@ -196,17 +181,15 @@ def taylor_scores(model, calib, student, args):
 @torch.no_grad()
 def activation_scores(model, calib, student, args):
     """Mean |activation| on calibration tokens, no gradients (Minitron: Muralidharan et al. 2024,
-    "Compact Language Models via Pruning and Knowledge Distillation"). A kv group scores its heads'
-    sum: its k and v act only through their outputs."""
+    "Compact Language Models via Pruning and Knowledge Distillation"); kv group: its heads' sum."""
     cfg, L = model.config, len(model.layers)
     acts = {"heads": torch.zeros(L, cfg.n_head), "neurons": torch.zeros(L, cfg.ffn_hidden),
             "channels": torch.zeros(cfg.n_embd)}
     def record(kind, l=None):
         def hook(module, inputs, output=None):     # a pre-hook sees inputs; a forward hook, output
             a = inputs[0] if output is None else output[0] if isinstance(output, tuple) else output
-            a = a.abs().mean((0, 1))                             # (units,), or (H*D,) for heads
-            a = a.view(cfg.n_head, -1).mean(1) if kind == "heads" else a
-            (acts[kind] if l is None else acts[kind][l]).add_(a)     # a row is a view: in place
+            row = acts[kind] if l is None else acts[kind][l]     # (units,), a view: added in place
+            row.add_(a.abs().mean((0, 1)).view(len(row), -1).mean(1))  # heads: (H*D,) -> (H,)
         return hook
     hooks = [m.register_forward_hook(record("channels"))              # a channel: every RMSNorm's
              for m in model.modules() if isinstance(m, RMSNorm)]      # output, summed
@@ -221,27 +204,23 @@ def activation_scores(model, calib, student, args):
 
 
 def learnable_scores(model, calib, student, args):
-    """THIS PROJECT'S OWN METHOD: the paper's best criterion is learnable (48.08 [reported]), but
-    its recipe was not published (PAPER.md §3). Ours: a score s_u per unit, a top-k mask relaxed by
-    a sigmoid whose temperature t anneals to zero,
+    """THIS PROJECT'S OWN METHOD: the paper's best criterion is learnable (48.08 [reported]), its
+    recipe not published (PAPER.md §3). Ours: score s_u per unit, a top-k mask relaxed by a sigmoid,
         m_u = sigmoid((s_u - theta) / t),   theta = midway between the k-th and (k+1)-th largest s
         (per layer for heads and neurons, global for channels),   t: t0 -> t1 geometrically,
     trained with Adam on the LM loss of the masked, frozen source; the top-k are kept. Sheared-LLaMA
     (Xia et al. 2024; princeton-nlp/LLM-Shearing, llmshearing/models/l0_module.py) instead samples
     hard-concrete gates (Louizos et al. 2018) on layers, heads, FFN and hidden dims, meets the size
-    by a Lagrangian term l1 (s-t) + l2 (s-t)^2 on the EXPECTED size with learned multipliers, and
-    trains the weights alongside the masks. Here exactly k units have m > 1/2 at every step, so the
-    size holds by construction (a few hundred CPU steps do not settle multipliers), and as t -> 0
-    the masked source becomes the student. Not a hard top-k with a straight-through backward: a
-    channel off everywhere gets no gradient and never comes back."""
-    cfg, L = model.config, len(model.layers)
-    size = {"heads": cfg.n_head, "neurons": cfg.ffn_hidden, "channels": cfg.n_embd}
-    keep = {"heads": student.n_head, "neurons": student.ffn_hidden, "channels": student.n_embd}
-    g = torch.Generator().manual_seed(args.seed)
+    by a Lagrangian l1 (s-t) + l2 (s-t)^2 on the EXPECTED size (learned multipliers) and trains the
+    weights alongside. Here exactly k units have m > 1/2 at every step: the size holds by
+    construction (200 CPU steps do not settle multipliers); as t -> 0 the masked source becomes the
+    student. Not a straight-through hard top-k: a channel off everywhere gets no gradient."""
+    cfg, L, g = model.config, len(model.layers), torch.Generator().manual_seed(args.seed)
+    size, keep = (dict(heads=c.n_head, neurons=c.ffn_hidden, channels=c.n_embd) for c in (cfg, student))
     scores = {kind: (1e-3 * torch.randn((L, n) if kind != "channels" else (n,), generator=g))
               .requires_grad_() for kind, n in size.items()}      # ~0: no unit preferred at first
     masks = {kind: torch.ones(s.shape) for kind, s in scores.items()}      # m = 1: kept whole
-    scale = math.sqrt(keep["channels"] / cfg.n_embd)   # the student's RMSNorm averages k, not C
+    scale = (keep["channels"] / cfg.n_embd) ** 0.5   # the student's RMSNorm averages k, not C
     mask_channels = lambda mod, i, o: o * masks["channels"]    # where channels enter the residual
     hooks = [model.tok_emb.register_forward_hook(mask_channels)]
     scale_norm = lambda mod, i, o: (o[0] * scale, o[1]) if isinstance(o, tuple) else o * scale
@@ -251,8 +230,7 @@ def learnable_scores(model, calib, student, args):
                       lambda mod, i, l=l: i[0] * masks["heads"][l].repeat_interleave(cfg.head_dim)),
                   blk.ffn.down_proj.register_forward_pre_hook(     # (B, T, F) * (F,)
                       lambda mod, i, l=l: i[0] * masks["neurons"][l]),
-                  blk.attn.o_proj.register_forward_hook(mask_channels),
-                  blk.ffn.down_proj.register_forward_hook(mask_channels)]
+                  *(m.register_forward_hook(mask_channels) for m in (blk.attn.o_proj, blk.ffn.down_proj))]
     model.requires_grad_(False).train()         # weights frozen: train.py trains the student next
     steps = args.mask_steps if keep != size else 0       # the source's own width: nothing to learn
     opt = torch.optim.Adam(scores.values(), lr=args.mask_lr)
@@ -283,10 +261,9 @@ def choose_units(scores, source, student):
     g, g_student = source.n_head // source.kv_heads, student.n_head // student.kv_heads
     by_heads = scores["heads"].unflatten(-1, (source.kv_heads, g)).sum(-1)   # its heads' sum
     group_scores = scores.get("groups", by_heads)        # unit_sums' metrics also count its k and v
-    heads, kv = [], []
-    for head_row, group_row in zip(scores["heads"], group_scores):
-        kv.append(top(group_row, student.kv_heads))
-        heads.append(torch.cat([j * g + top(head_row.view(-1, g)[j], g_student) for j in kv[-1]]))
+    kv = [top(row, student.kv_heads) for row in group_scores]        # per layer: the kept groups
+    heads = [torch.cat([j * g + top(head_row.view(-1, g)[j], g_student) for j in kept_groups])
+             for head_row, kept_groups in zip(scores["heads"], kv)]          # g' best heads of each
     return {"heads": heads, "kv": kv, "channels": top(scores["channels"], student.n_embd),
             "neurons": [top(row, student.ffn_hidden) for row in scores["neurons"]]}
 
@@ -294,8 +271,7 @@ def choose_units(scores, source, student):
 def gather(state, cfg, layers, units):       # the student's state dict: kept rows / columns of each
     rows = lambda heads: (heads[:, None] * cfg.head_dim + torch.arange(cfg.head_dim)).reshape(-1)
     ch = units["channels"]                                   # ONE channel set for every matrix
-    out = {"tok_emb.weight": state["tok_emb.weight"][:, ch], "norm.weight": state["norm.weight"][ch],
-           "lm_head.weight": state["lm_head.weight"][:, ch]}
+    out = {k: state[k][..., ch] for k in ("tok_emb.weight", "norm.weight", "lm_head.weight")}
     for j, l in enumerate(layers):
         q, kv, f = rows(units["heads"][j]), rows(units["kv"][j]), units["neurons"][j]
         kept = {"attn_norm": (ch,), "ffn_norm": (ch,), "attn.q_proj": (q, ch), "attn.k_proj": (kv, ch),
@@ -309,12 +285,8 @@ def gather(state, cfg, layers, units):       # the student's state dict: kept ro
 
 # ==== The whole procedure.
 def make_student_config(cfg, args):
-    """The source's config (vocabulary, context, RoPE: its weights were trained so) with the
-    student's shape: --preset's shape fields, then explicit options."""
-    if args.preset and args.preset not in PRESETS:
-        raise ValueError(f"unknown --preset={args.preset!r}; choose one of {', '.join(PRESETS)}")
-    preset = PRESETS.get(args.preset)
-    shape = {k: getattr(preset, k) for k in SHAPE + ("ffn_multiple",)} if preset else {}
+    """The source's config (vocab, context, RoPE: learnt by its weights), the student's shape."""
+    shape = {k: getattr(PRESETS[args.preset], k) for k in SHAPE + ("ffn_multiple",)} if args.preset else {}
     shape.update({k: getattr(args, k) for k in SHAPE if getattr(args, k) is not None})
     if args.n_embd is not None and args.n_head is None:
         shape["n_head"] = max(1, args.n_embd // cfg.head_dim)     # whole heads of the source's size
@@ -330,10 +302,9 @@ def make_student_config(cfg, args):
     if student.head_dim != cfg.head_dim:                       # heads are kept whole
         raise ValueError(f"the student's head size {student.head_dim} (n_embd/n_head) is not the "
                          f"source's {cfg.head_dim}; use --n_head={student.n_embd // cfg.head_dim}")
-    g, g_source = student.n_head // student.kv_heads, cfg.n_head // cfg.kv_heads   # heads per kv head
+    g, g_source = student.n_head // student.kv_heads, cfg.n_head // cfg.kv_heads   # per kv head
     if g > g_source:                                             # kv groups are kept whole
-        raise ValueError(f"the student's query heads per kv head ({g}) exceed the source's "
-                         f"({g_source}): raise --n_kv_head")
+        raise ValueError(f"query heads per kv head ({g}) exceed the source's ({g_source}); raise --n_kv_head")
     return student
 
 
@@ -367,25 +338,22 @@ def inherit(args):
     cfg, state, tok = model.config, model.state_dict(), ckpt["tokenizer"]
     if args.tokenizer:
         state, cfg, tok = slice_vocab(state, cfg, tok, args.tokenizer)
-        model = Transformer(cfg)
-        model.load_state_dict(state)
+        (model := Transformer(cfg)).load_state_dict(state)
     student_config = make_student_config(cfg, args)
     if args.seq_len > cfg.block_size:
         raise ValueError(f"--seq_len={args.seq_len} is over the source's context {cfg.block_size}")
     calib = Calib(args.calib, tok, args.seq_len or min(cfg.block_size, 256), args.batch_size, args.seed)
     describe("source ", model, calib, args)
     layers = choose_layers(args.layers, model, student_config.n_layer, calib, args.calib_batches)
-    pruned = with_layers(model, layers)            # the depth-pruned source: width is scored on it
-    torch.manual_seed(args.seed)
-    scores = WIDTH_METRICS[args.width](pruned, calib, student_config, args)
+    torch.manual_seed(args.seed)                   # width is scored on the depth-pruned source
+    scores = WIDTH_METRICS[args.width](with_layers(model, layers), calib, student_config, args)
     units = choose_units(scores, cfg, student_config)
-    student = Transformer(student_config)
-    student.load_state_dict(gather(state, cfg, layers, units))
+    (student := Transformer(student_config)).load_state_dict(gather(state, cfg, layers, units))
     print(f"layers kept ({args.layers}): {layers} of {cfg.n_layer}; hidden channels "
           f"({args.width}): {len(units['channels'])} of {cfg.n_embd}")
     for j, l in enumerate(layers):
-        print(f"  layer {l} -> {j}: heads {units['heads'][j].tolist()} (kv {units['kv'][j].tolist()})"
-              f", {len(units['neurons'][j])} of {cfg.ffn_hidden} neurons")
+        print(f"  layer {l} -> {j}: heads {units['heads'][j].tolist()} (kv "
+              f"{units['kv'][j].tolist()}), {len(units['neurons'][j])} of {cfg.ffn_hidden} neurons")
     describe("student", student, calib, args)
     out = {"model": student.state_dict(), "model_config": asdict(student_config), "tokenizer": tok,
            "inherited_from": {"checkpoint": os.path.abspath(args.src), "layers": layers, "width":
@@ -415,8 +383,7 @@ OPTIONS = [  # (name, type, default, help); None = required for src/out/calib, e
     ("mask_lr", float, 0.05, "learnable: Adam learning rate of the mask scores"),
     ("mask_t0", float, 1.0, "learnable: initial sigmoid temperature"),
     ("mask_t1", float, 0.01, "learnable: final sigmoid temperature"),
-    ("seed", int, 1337, "calibration windows, random scores, mask init"),
-]
+    ("seed", int, 1337, "calibration windows, random scores, mask init")]
 AT_LEAST = dict(calib_batches=1, eval_batches=1, batch_size=1, mask_steps=1, n_head=1,
                 n_kv_head=0, seq_len=0, seed=0)   # n_layer, n_embd: ModelConfig.validate checks
 
@@ -425,20 +392,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="inherit.py", description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, typ, default, text in OPTIONS:
-        p.add_argument(f"--{name}", type=typ, default=default, help=text,
-                       required=name in ("src", "out", "calib"))
+        p.add_argument(f"--{name}", type=typ, default=default, help=text, required=name in ("src", "out", "calib"))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--trust_checkpoint", action="store_true", help="unpickle an old --src you trust")
+    p.add_argument("--trust_checkpoint", action="store_true", help="unpickle a trusted old --src")
     args = p.parse_args(argv)
     try:
-        for name, low in AT_LEAST.items():
-            if getattr(args, name) is not None and getattr(args, name) < low:
-                raise ValueError(f"--{name}={getattr(args, name)} must be at least {low}")
-        for name in ("mask_lr", "mask_t0", "mask_t1", "ffn_ratio"):          # `not > 0`: nan too
-            if getattr(args, name) is not None and not getattr(args, name) > 0:
-                raise ValueError(f"--{name}={getattr(args, name)} must be positive")
-        if args.width not in WIDTH_METRICS:
-            raise ValueError(f"--width={args.width!r}: choose one of {', '.join(WIDTH_METRICS)}")
+        for name in (*AT_LEAST, "mask_lr", "mask_t0", "mask_t1", "ffn_ratio"):   # the last 4: > 0
+            value, low = getattr(args, name), AT_LEAST.get(name)      # `not value > 0`: nan too
+            if value is not None and not (value >= low if low is not None else value > 0):
+                raise ValueError(f"--{name}={value} must be " + ("positive" if low is None else f"at least {low}"))
+        for name, known in (("width", WIDTH_METRICS), ("preset", PRESETS)):
+            if getattr(args, name) not in (*known, None):       # None: --preset unset
+                raise ValueError(f"unknown --{name}={getattr(args, name)!r}; choose one of {', '.join(known)}")
         return inherit(args)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"inherit.py: error: {e}")

@@ -1,16 +1,11 @@
-"""
-reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
+"""reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
     python reproduce.py                  # all six studies: about 2 hours on 2 CPU cores (estimated)
     python reproduce.py --quick          # the same studies on a 1/8 budget, one seed: under 10 min
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
-It drives the other scripts as a user would (tokenizer_compress.py, data/prepare.py, train.py,
-inherit.py, eval.py, each in its own process) on the children's corpus (../shared/data/corpora), or
-on the built-in Shakespeare when that is absent. A run lives in <work>/runs/NAME-sSEED: a finished
-run (result.json) is reused and an interrupted one resumes from its checkpoint, so stop it (Ctrl-C)
-and start it again at will. The page is written beside its final name (RESULTS.partial.md) and moved
-over it once every study is done: a stopped run never leaves a half page where the full one was.
+It runs the other scripts as a user would, each in its own process. A finished run
+(<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop (Ctrl-C), restart at will.
 
 How a verdict is reached (the statistics, in four rules):
 1. Every run is scored on the SAME held-out text (<work>/heldout.txt, 256 KB of held-out books at
@@ -23,19 +18,7 @@ How a verdict is reached (the statistics, in four rules):
 4. A verdict needs |Δ| > 2 SE. With SE ≈ √(2σ²/n) that takes n > 8σ²/Δ² seeds per arm, so an arm
    gets more seeds (up to --max_seeds) while the rule asks for them; else it is "Inconclusive".
 """
-import argparse
-import datetime
-import inspect
-import json
-import math
-import os
-import platform
-import re
-import shutil
-import subprocess
-import sys
-import time
-import timeit
+import argparse, json, math, os, pathlib, platform, re, shutil, subprocess, sys, time, timeit
 
 import numpy as np
 
@@ -48,9 +31,8 @@ STUDIES = {"tokenizer": "Compact tokenizer", "architecture": "Architecture tweak
 STEPS, SOURCE_STEPS = 100, 200    # optimizer steps at --scale=1: every run; the inheritance source
 BATCH, SEQ, LR = 16, 128, 3e-3    # 16 x 128 tokens a step; train.py's default peak lr, tuned at 16
 HELDOUT_BYTES = 256_000           # rule 1's fixed held-out text at --scale=1 (>= 250 KB)
-# The studies' grids (the toy test shrinks them). Shapes: (n_layer, n_embd, n_head, ffn_ratio), FFN
-# sizes rounded up to a multiple of 32; with the 8k vocabulary each has ~2.9M parameters in all
-# (vocabulary rows included, as the paper counts its 1B).
+# The studies' grids (the toy test shrinks them). Shapes (n_layer, n_embd, n_head, ffn_ratio): FFN a
+# multiple of 32, ~2.9M parameters each with the 8k vocabulary (its rows counted, as the paper's 1B)
 VOCABS = ("1k", "2k", "4k", "8k")                       # 1: compact vocabularies (and the full one)
 BASE, DEEP = (4, 128, 4, 8 / 3), (12, 96, 3, 8 / 3)
 SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": DEEP,
@@ -80,11 +62,9 @@ def parse_args(argv):
     o = p.parse_args(argv)
     o.max_seeds = o.max_seeds if o.max_seeds is not None else max(o.seeds, 1 if quick else 4)
     only = [s for s in o.only.split(",") if s]
-    errors = [f"--only: unknown study {s!r} (choose from {', '.join(STUDIES)})"
-              for s in only if s not in STUDIES]
-    errors += ["--scale must be in (0, 4]"] * (not 0 < o.scale <= 4)
-    errors += [f"--seeds must be in 1..--max_seeds ({o.max_seeds})"] * (o.seeds < 1 or
-                                                                         o.seeds > o.max_seeds)
+    errors = [f"--only: unknown study {s!r} (choose from {', '.join(STUDIES)})" for s in only
+              if s not in STUDIES] + ["--scale must be in (0, 4]"] * (not 0 < o.scale <= 4)
+    errors += [f"--seeds must be in 1..--max_seeds ({o.max_seeds})"] * (not 0 < o.seeds <= o.max_seeds)
     if errors:                                   # one line per bad option, all at once
         p.error("\nreproduce.py: error: ".join(errors))
     o.only = [s for s in STUDIES if s in only] or list(STUDIES)
@@ -96,10 +76,15 @@ def parse_args(argv):
 
 OPTS = None                                        # the parsed options, set by main()
 steps = lambda n: max(2, round(n * OPTS.scale))    # a step count at full scale -> this run's
-
-
-def fail(msg):
-    raise SystemExit(f"reproduce.py: error: {msg}")
+children = lambda: all(map(os.path.exists, CHILDREN))      # the children's corpus, else Shakespeare
+fail = lambda msg: sys.exit(f"reproduce.py: error: {msg}")  # one line, exit code 1
+heldout_bpb = lambda ckpt, report: evaluate(ckpt, report, f"--bpb={heldout()}")["bpb"]["bpb"]  # rule 1
+REPEATS = {}          # run name -> {seed: held-out bpb} of every configuration (rule 2's pool)
+# a Markdown table; plot() series: first-seed val bpb per variant by tokens (x=0) or seconds (x=1)
+table = lambda head, rows: "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
+                                     ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+curves = lambda variants, x: {v.label: ([c[x] for c in v.res[0]["curve"]],
+                                        [c[2] for c in v.res[0]["curve"]]) for v in variants}
 
 
 def sh(args, log, check=True):
@@ -119,13 +104,12 @@ def corpus(name, train_mb, val_mb):
     """work/corpus/NAME/{train,val}.txt: whole documents (the last cut at a line) up to sizes."""
     from data.corpus import iter_corpus, SEPARATOR
     folder = os.path.join(OPTS.work, "corpus", name)
-    if not os.path.exists(os.path.join(folder, "val.txt")):
+    if not os.path.exists(f"{folder}/val.txt"):
         os.makedirs(folder, exist_ok=True)
         cap, size = {"train": int(train_mb * 1e6), "val": int(val_mb * 1e6)}, {"train": 0, "val": 0}
-        files = {s: open(os.path.join(folder, f"{s}.tmp"), "w", encoding="utf-8") for s in cap}
-        for split, doc in iter_corpus(*(CHILDREN if all(map(os.path.exists, CHILDREN)) else ())):
-            if size[split] < cap[split]:
-                room = cap[split] - size[split]
+        files = {s: open(f"{folder}/{s}.tmp", "w", encoding="utf-8") for s in cap}
+        for split, doc in iter_corpus(*(CHILDREN if children() else ())):
+            if (room := cap[split] - size[split]) > 0:    # characters against bytes: roughly
                 doc = doc if len(doc) <= room else doc[:doc.rfind("\n", 0, room) + 1]
                 files[split].write(doc + f"\n{SEPARATOR}\n")
                 size[split] += len(doc.encode())
@@ -133,69 +117,54 @@ def corpus(name, train_mb, val_mb):
                 break
         for s, f in files.items():               # val.txt last: it marks the slice as complete
             f.close()
-            os.replace(f.name, os.path.join(folder, f"{s}.txt"))
+            os.replace(f.name, f"{folder}/{s}.txt")
     return folder
 
 
 def heldout():
-    """Rule 1's text: the first HELDOUT_BYTES (x scale, up to 1) of the main corpus's val split, cut
-    at a line. Every run of every study, whatever its tokenizer, seed or data, is scored on it."""
+    """Rule 1's text: HELDOUT_BYTES (x 2·scale, at most 1) of the main val split, cut at a line."""
     path = os.path.join(OPTS.work, "heldout.txt")
     if not os.path.exists(path):
         text = open(corpus("main", 12 * OPTS.scale, 1.5 * OPTS.scale) + "/val.txt").read()
-        cut = int(HELDOUT_BYTES * min(1.0, 2 * OPTS.scale))
-        with open(path + ".tmp", "w") as f:
-            f.write(text[:text.rfind("\n", 0, cut) + 1] or text)
+        with open(path + ".tmp", "w") as f:       # cut at a line
+            f.write(text[:text.rfind("\n", 0, int(HELDOUT_BYTES * min(1.0, 2 * OPTS.scale))) + 1] or text)
         os.replace(path + ".tmp", path)
     return path
 
 
 def tokenizer(vocab):
     """A compact tokenizer of `vocab` tokens counted on the main train text; full = cl100k_base."""
-    if vocab == "full":
-        return "cl100k_base"
-    log = os.path.join(OPTS.work, "tok", vocab)
-    out = log + ".json"
+    out, log = f"{OPTS.work}/tok/{vocab}.json", f"{OPTS.work}/tok/{vocab}.log"
     args = ["tokenizer_compress.py", f"--input={OPTS.work}/corpus/main/train.txt", f"--out={out}",
-            f"--out_dir={os.path.dirname(out)}"]
-    if not os.path.exists(out):     # a small text keeps fewer than `vocab` tokens alive: take all
-        tail = sh(args + [f"--vocab={vocab}"], log + ".log", check=False)
-        alive = re.search(r"use --vocab=(\d+)", tail)
-        if tail and not alive:
-            fail(f"tokenizer_compress.py failed: {tail} (log: {log}.log)")
-        if alive:
-            sh(args + [f"--vocab={alive[1]}"], log + ".log")
-    return out
+            f"--out_dir={OPTS.work}/tok"]
+    if vocab != "full" and not os.path.exists(out):
+        if tail := sh(args + [f"--vocab={vocab}"], log, check=False):   # a small text keeps fewer
+            alive = re.search(r"use --vocab=(\d+)", tail) or fail(f"tokenizer_compress.py failed: {tail} (log: {log})")
+            sh(args + [f"--vocab={alive[1]}"], log)                  # tokens alive: take them all
+    return "cl100k_base" if vocab == "full" else out
 
 
 def shards(vocab, corpus_dir=None, name=None):
     """data/prepare.py of a corpus slice (default: main) with a tokenizer: (folder, meta)."""
-    folder = os.path.join(OPTS.work, "data", name or vocab)
-    corpus_dir = corpus_dir or os.path.join(OPTS.work, "corpus", "main")
-    if not os.path.exists(os.path.join(folder, "meta.json")):
-        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab)}", f"--input={corpus_dir}/train.txt",
-            f"--val_input={corpus_dir}/val.txt", f"--out_dir={folder}", "--overwrite"],
-           folder + ".log")
-    return folder, json.load(open(os.path.join(folder, "meta.json")))
+    folder, text = f"{OPTS.work}/data/{name or vocab}", corpus_dir or f"{OPTS.work}/corpus/main"
+    if not os.path.exists(f"{folder}/meta.json"):
+        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab)}", f"--input={text}/train.txt",
+            f"--val_input={text}/val.txt", f"--out_dir={folder}", "--overwrite"], folder + ".log")
+    return folder, json.load(open(f"{folder}/meta.json"))
 
 
 # ---- one training run: reused when finished, resumed when interrupted ---------------------------
-def train(name, n_steps, seed, data="8k", shape=BASE, init=None, fork=None, **opts):
-    """train.py, then `eval.py --bpb` of its checkpoint. Returns the result: "bpb" on the fixed
-    held-out text (rule 1: every table and verdict), the val "curve" [(tokens, train seconds, val
-    bpb)] on train.py's own windows (plots, equal-time reads), median tokens/s, parameters."""
-    out = os.path.join(OPTS.work, "runs", f"{name}-s{seed}")
+def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, **opts):
+    """train.py, then `eval.py --bpb` of its checkpoint: "bpb" (rule 1), the val "curve" [(tokens,
+    train seconds, val bpb)] on train.py's windows (plots, equal-time reads), "tok_s", "params"."""
+    out, shape = os.path.join(OPTS.work, "runs", f"{name}-s{seed}"), shape or BASE   # read now: toy
     recipe = repr((n_steps, data, shape, init, sorted(opts.items())))   # what made it, kept by it
     if os.path.exists(f"{out}/result.json"):                           # finished: reused if alike
-        res = json.load(open(f"{out}/result.json"))
-        if res.get("recipe") != recipe:
-            fail(f"{out} was made by other options ({res.get('recipe')}); delete it, or change "
-                 "--work")
-        return res
+        if (res := json.load(open(f"{out}/result.json"))).get("recipe") == recipe:
+            return res
+        fail(f"{out} was made by other options ({res.get('recipe')}); delete it, or change --work")
     if fork and not os.path.exists(f"{out}/ckpt.pt"):                  # go on from another run
-        shutil.copytree(fork(seed), out, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("result.json", "heldout.*"))
-    L, C, H, ratio = shape
+        shutil.copytree(fork(seed), out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("result.json", "heldout.*"))
     args = {"data": data if os.path.isdir(data) else shards(data)[0], "out_dir": out, "seed": seed,
             "max_iters": n_steps, "batch_size": BATCH, "seq_len": SEQ, "sample_tokens": 0,
             "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
@@ -203,11 +172,11 @@ def train(name, n_steps, seed, data="8k", shape=BASE, init=None, fork=None, **op
             "eval_iters": max(2, round(16 * min(4 * OPTS.scale, 1))),    # val batches: 16, quick 8
             "init_from": "resume" if os.path.exists(f"{out}/ckpt.pt") else init or "scratch"}
     if not (init or fork):          # a new model; a student or a fork has its checkpoint's shape
-        args.update(n_layer=L, n_embd=C, n_head=H, ffn_ratio=ratio, ffn_multiple=32, block_size=SEQ)
+        args.update(zip(("n_layer", "n_embd", "n_head", "ffn_ratio"), shape), block_size=SEQ, ffn_multiple=32)
     print(f"{time.strftime('%X')} {name} s{seed}: {n_steps} steps, {args['init_from']}", flush=True)
     sh(["train.py"] + [f"--{k}={v}" for k, v in {**args, **opts}.items()], f"{out}/stdout.txt")
     rows = [json.loads(line) for line in open(f"{out}/log.jsonl") if line.strip()]
-    seconds, last, curve = 0.0, 0, []
+    seconds, last, curve, trained = 0.0, 0, [], [r for r in rows if "tok_per_s" in r]
     for r in rows:                  # train seconds: a logged interval's tokens / its tokens per s
         if "tok_per_s" in r:
             seconds, last = seconds + (r["tokens"] - last) / r["tok_per_s"], r["tokens"]
@@ -215,41 +184,34 @@ def train(name, n_steps, seed, data="8k", shape=BASE, init=None, fork=None, **op
             curve.append((r["tokens"], seconds, r["val_bpb"]))
     from model import load_model
     res = {"curve": curve, "bpb": heldout_bpb(f"{out}/ckpt.pt", f"{out}/heldout.json"), "out": out,
-           "tok_s": float(np.median([r["tok_per_s"] for r in rows if "tok_per_s" in r])),
+           "tok_s": float(np.median([r["tok_per_s"] for r in trained])), "recipe": recipe,
            "train_loss": float(np.mean([r["loss"] for r in rows if "loss" in r][-3:])),
-           "params": load_model(f"{out}/ckpt.pt")[0].param_count(), "recipe": recipe}
-    json.dump(res, open(f"{out}/result.json", "w"))
+           "params": load_model(f"{out}/ckpt.pt")[0].param_count()}
+    pathlib.Path(f"{out}/result.json.tmp").write_text(json.dumps(res))   # atomic: never half a file
+    os.replace(f"{out}/result.json.tmp", f"{out}/result.json")
     return res
 
 
-def heldout_bpb(ckpt, report):
-    """Rule 1: `eval.py --bpb` of a checkpoint on the fixed held-out text (its default stride: every
-    token scored once, with at least half a context before it); cached in `report`."""
+def evaluate(ckpt, report, *flags):
+    """eval.py of a checkpoint with `flags`, run once: the result line it appended to `report`."""
     if not os.path.exists(report):
-        sh(["eval.py", f"--ckpt={ckpt}", f"--bpb={heldout()}", f"--out={report}",
-            f"--device={OPTS.device}"], report[:-5] + ".log")
-    return json.loads(open(report).readlines()[-1])["bpb"]["bpb"]     # eval.py appends a line a run
+        sh(["eval.py", f"--ckpt={ckpt}", *flags, f"--out={report}", f"--device={OPTS.device}"], report[:-5] + ".log")
+    return json.loads(open(report).readlines()[-1])                # eval.py appends a line a run
 
 
 # ---- the statistics of the module docstring: pooled σ, paired Δ and its SE, the seed rule -------
-REPEATS = {}          # run name -> {seed: held-out bpb} of every configuration (rule 2's pool)
-
-
 class Variant:
     """One configuration of a study (a table row); `res` holds a result per seed, from --seed up."""
     def __init__(self, label, name, n_steps, **spec):
         self.label, self.name, self.n_steps, self.spec, self.res = label, name, n_steps, spec, []
 
     def seeds(self, n):
-        while len(self.res) < n:
-            seed = OPTS.seed + len(self.res)
+        for seed in range(OPTS.seed + len(self.res), OPTS.seed + n):
             self.res.append(train(self.name, self.n_steps, seed, **self.spec))
             REPEATS.setdefault(self.name, {})[seed] = self.res[-1]["bpb"]
         return self
 
-    def get(self, key):
-        return float(np.mean([r[key] for r in self.res]))
-
+    get = lambda self, key: float(np.mean([r[key] for r in self.res]))   # mean over the seeds run
     bpb = property(lambda self: self.get("bpb"))
     by_seed = property(lambda self: {OPTS.seed + i: r["bpb"] for i, r in enumerate(self.res)})
     cell = property(lambda self: f"{self.bpb:.3f}" + f" (n={len(self.res)})" * (len(self.res) > 1))
@@ -268,98 +230,69 @@ def paired(claim, other):
     seeds = sorted(set.intersection(*(set(v.by_seed) for v in claim + other)))
     mean = lambda arms, s: np.mean([v.by_seed[s] for v in arms])
     d = np.array([mean(claim, s) - mean(other, s) for s in seeds])
-    sigma, _ = pooled_sigma()
-    if len(d) >= 3:
-        se = d.std(ddof=1) / math.sqrt(len(d))
-    else:           # Var(d) of independent runs: σ²/k for a side's mean of k settings (2σ² if 1:1)
-        se = sigma * math.sqrt((1 / len(claim) + 1 / len(other)) / len(d)) if sigma else None
+    sigma, _ = pooled_sigma()       # < 3 seeds: Var(d) of independent runs, σ²/k for a mean of k
+    se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) >= 3 else \
+        sigma * math.sqrt((1 / len(claim) + 1 / len(other)) / len(d)) if sigma else None  # 1:1: 2σ²
     return float(d.mean()), se, len(d)
 
 
 def decide(claim, other, rest=()):
-    """Rule 4: run each arm's --seeds, then add a seed to every arm at a time while |Δ| <= 2 SE and
-    n > 8σ²/Δ² asks for more seeds than it has (up to --max_seeds); then one seed of each of the
-    `rest` (a study's other rows). Returns (Δ, SE, n)."""
+    """Rule 4: each arm's --seeds, then one more to every arm while |Δ| <= 2 SE and n > 8σ²/Δ²
+    asks for more (up to --max_seeds); then one seed of each of `rest` (a study's other rows)."""
     claim, other = [[v] if isinstance(v, Variant) else v for v in (claim, other)]
-    n = OPTS.seeds
-    while True:
+    for n in range(OPTS.seeds, OPTS.max_seeds + 1):     # n = --max_seeds always returns
         for v in claim + other:
             v.seeds(n)
-        delta, se, n = paired(claim, other)
-        sigma, _ = pooled_sigma()
-        # |Δ| > 2 SE, SE² = σ²(1/k1 + 1/k2)/n  <=>  n > 4σ²(1/k1 + 1/k2)/Δ² (8σ²/Δ² if 1 each)
-        k = 1 / len(claim) + 1 / len(other)
+        (delta, se, n), (sigma, _) = paired(claim, other), pooled_sigma()
+        k = 1 / len(claim) + 1 / len(other)     # |Δ| > 2 SE, SE² = σ²k/n <=> n > 4σ²k/Δ² (8σ²/Δ²)
         wanted = 4 * sigma ** 2 * k / delta ** 2 if sigma and delta else math.inf
         if (se is not None and abs(delta) > 2 * se) or n >= min(wanted, OPTS.max_seeds):
             for v in rest:
                 v.seeds(1)
             return delta, se, n
-        n += 1
 
 
 def verdict(arms, result, holds, fails):
-    """The wording follows from the numbers alone: Reproduces iff Δ < 0 (the paper's sign) and
-    |Δ| > 2 SE; Does not reproduce iff Δ > 0 and |Δ| > 2 SE; else Inconclusive (also without SE)."""
+    """Rule 4: past 2 SE, Δ < 0 (the paper's sign) Reproduces, Δ > 0 Does not; else Inconclusive."""
     delta, se, n = result
     numbers = f"Δ = {delta:+.3f} bpb, SE {'unknown' if se is None else f'{se:.3f}'}, {n} seed(s)"
-    if se is None or abs(delta) <= 2 * se:
-        return f"**Verdict** ({arms}). **Inconclusive at this scale** ({numbers}): |Δ| <= 2 SE."
-    word, why = ("Reproduces", holds) if delta < 0 else ("Does not reproduce", fails)
+    word, why = ("Inconclusive at this scale", "|Δ| <= 2 SE.") if se is None or abs(delta) <= 2 * se \
+        else ("Reproduces", holds) if delta < 0 else ("Does not reproduce", fails)
     return f"**Verdict** ({arms}). **{word}** ({numbers}): {why}"
 
 
 # ---- the page: sections, plots, tables -------------------------------------------------------
-def section(study, *parts):
-    """A study's part of the page: its title, the "Paper ..." paragraph of its docstring on one line
-    (the claim sits by its code), then `parts`."""
-    key = study.__name__[len("study_"):]
-    claim = next(p for p in inspect.getdoc(study).split("\n\n") if p.startswith("Paper"))
-    title = f"## {list(STUDIES).index(key) + 1}. {STUDIES[key]}"
-    return "\n\n".join([title, "**Paper**" + " ".join(claim.split())[5:], *parts])
+def section(study, here, *parts):
+    """A page section: title, the study's docstring (the paper's claim), `here`, `parts`."""
+    key = study.__name__[len("study_"):]                     # "## 4. Multiple-round training"
+    return "\n\n".join([f"## {list(STUDIES).index(key) + 1}. {STUDIES[key]}",
+                        "**Paper**" + " ".join(study.__doc__.split())[5:], "**Here.** " + here, *parts])
 
 
 def plot(fname, xlabel, ylabel, series):
-    """A PNG of `series` {label: (xs, ys)} beside the page, in a folder named after it (RESULTS.md:
-    results/; RESULTS-quick.md: results-quick/): its plots never overwrite another page's."""
+    """A PNG of {label: (xs, ys)} in a folder named after the page (results/, results-quick/)."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure    # no pyplot: files only, never a window
     except ImportError:
         return "_(no plot: matplotlib is not installed; `pip install matplotlib` adds the plots)_"
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax = Figure(figsize=(6.4, 3.6), layout="tight").subplots()
     for label, (x, y) in series.items():
         ax.plot(x, y, "o-", ms=3, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
     sub = os.path.splitext(os.path.basename(OPTS.page))[0].lower()
-    folder = os.path.join(os.path.dirname(os.path.abspath(OPTS.page)), sub)
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.path.join(folder, fname), dpi=110)
-    plt.close(fig)
+    os.makedirs(folder := os.path.join(os.path.dirname(OPTS.page), sub), exist_ok=True)   # beside the page
+    ax.figure.savefig(os.path.join(folder, fname), dpi=110)
     return f"![{fname}]({sub}/{fname})"
-
-
-# a Markdown table; plot()'s series of each variant's first-seed val bpb over tokens (x = 0) or
-# train seconds (x = 1)
-table = lambda head, rows: "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
-                                     ["| " + " | ".join(map(str, r)) + " |" for r in rows])
-curves = lambda variants, x: {v.label: ([c[x] for c in v.res[0]["curve"]],
-                                        [c[2] for c in v.res[0]["curve"]]) for v in variants}
 
 
 # ---- the studies: each returns its section of the page ------------------------------------------
 def study_tokenizer():
-    """Compact tokenizer at a FIXED total budget (the paper's framing): the 8k, 4x128 model's
-    parameters; a smaller vocabulary frees embedding + head rows (2 x vocab x width) for layers.
-
-    Paper (Compact Tokenizer; `../shared/PAPER.md` §1). At a fixed budget the vocabulary takes a
+    """Paper (Compact Tokenizer; `../shared/PAPER.md` §1). At a fixed budget the vocabulary takes a
     large share of a tiny model (about 38% at 100k tokens for 1B, 18% at 48k [reported]); keeping
     the most frequent tokens frees parameters for the body, and 48k of ~100k was best at 1B
-    [reported].
-    """
+    [reported]."""
     from model import padded_vocab
     n, (L, C, _, ratio) = steps(STEPS), BASE
     metas = {K: shards(K)[1] for K in VOCABS + ("full",)}
@@ -370,80 +303,67 @@ def study_tokenizer():
     share = {K: emb(K) / (emb(K) + depth[K] * per_layer) for K in VOCABS}
     vs = {K: Variant(f"{K}, {depth[K]} layers", f"tok-{K}-L{depth[K]}", n, data=K,
                      shape=(depth[K],) + BASE[1:]) for K in VOCABS}
-    # the full vocabulary (study 6's baseline too) evaluates every n/40 steps: it is slow, and the
-    # equal wall-clock column needs an early val point
-    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full",
-                         eval_interval=n // 40 or 1)
+    # full (study 6's baseline too) is slow: evaluated each n/40 steps for an early equal-time point
+    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=n // 40 or 1)
     # the compact vocabulary with the share nearest the middle of the paper's 18-38% (a priori)
     claim = min((K for K in VOCABS if K != "8k"), key=lambda K: abs(share[K] - 0.28))
     result = decide(vs[claim], vs["8k"], vs.values())
-    # equal wall-clock: each val curve read at the fastest run's end T; equal bytes: at the fewest
-    # train bytes any run saw. A run not evaluated by then shows "–", never a guess.
+    # equal wall-clock: each val curve read (interpolated) at the fastest run's end; equal bytes: at
+    # the fewest train bytes any run saw. A run not evaluated by then shows "–", never a guess.
     per_byte = {K: (lambda m: m["tokens"] / m["bytes"])(metas[K]["splits"]["train"]) for K in vs}
-    T = min(v.res[0]["curve"][-1][1] for v in vs.values())
-    B = min(v.res[0]["curve"][-1][0] / per_byte[K] for K, v in vs.items())
-
-    def read(v, x, at):             # the val bpb at x on the axis at(curve point), interpolated
-        xs, ys = [at(c) for c in v.res[0]["curve"]], [c[2] for c in v.res[0]["curve"]]
-        return "–" if x < xs[0] else f"{np.interp(x, xs, ys):.3f}"
+    seconds = min(v.res[0]["curve"][-1][1] for v in vs.values())
+    n_bytes = min(v.res[0]["curve"][-1][0] / per_byte[K] for K, v in vs.items())
+    axis = lambda v, at: ([at(c) for c in v.res[0]["curve"]], [c[2] for c in v.res[0]["curve"]])
+    read = lambda v, x, at: "–" if x < axis(v, at)[0][0] else f"{np.interp(x, *axis(v, at)):.3f}"
     rows = [[v.label, f"{metas[K]['tokenizer']['n_vocab']:,}", f"{p['total'] / 1e6:.2f}M",
              f"{1 - p['rest'] / p['total']:.0%}", f"{v.get('tok_s') / per_byte[K]:,.0f}", v.cell,
-             read(v, T, lambda c: c[1]), read(v, B, lambda c: c[0] / per_byte[K])]
+             read(v, seconds, lambda c: c[1]), read(v, n_bytes, lambda c: c[0] / per_byte[K])]
             for K, v in vs.items() for p in [v.res[0]["params"]]]
     return section(
-        study_tokenizer,
-        f"**Here.** A fixed budget of {budget / 1e6:.2f}M parameters (8k vocabulary, {L} layers x "
-        f"{C}): smaller vocabularies (`tokenizer_compress.py`) spend what they free on more "
-        f"layers. {n} steps of {BATCH}x{SEQ} tokens (equal tokens); the full cl100k_base at {L} "
-        f"layers (over budget) shows the speed cost. *Equal wall-clock* reads the val curves "
-        f"(first seed) at {T:.0f} s of training, *equal bytes* at {B / 1e3:,.0f} KB.",
+        study_tokenizer, f"A budget of {budget / 1e6:.2f}M parameters (8k vocabulary, {L} x {C}); "
+        f"smaller vocabularies spend what they free on layers. {n} steps of {BATCH}x{SEQ} tokens; "
+        f"the full cl100k_base at {L} layers (over budget) shows the speed cost. Val curves (first "
+        f"seed) at *equal wall-clock* ({seconds:.0f} s), *equal bytes* ({n_bytes / 1e3:,.0f} KB).",
         table(["vocabulary, depth", "ids", "params", "vocab share", "train bytes/s", "held-out bpb",
-               f"val bpb at {T:.0f} s", f"val bpb at {B / 1e3:,.0f} KB"], rows),
+               f"val bpb at {seconds:.0f} s", f"val bpb at {n_bytes / 1e3:,.0f} KB"], rows),
         plot("tokenizer.png", "training seconds", "val bits per byte", curves(vs.values(), 1)),
-        verdict(f"{claim} vs 8k", result, f"at equal budget {claim} ({share[claim]:.0%} of the "
-                f"parameters) and its extra layers beat 8k ({share['8k']:.0%}).",
-                f"8k ({share['8k']:.0%} of the parameters) beats {claim} and its extra layers."))
+        verdict(f"{claim} vs 8k", result, f"{claim} ({share[claim]:.0%} of the parameters) and its "
+                f"layers beat 8k ({share['8k']:.0%}).", f"8k ({share['8k']:.0%}) beats {claim}."))
 
 
 def study_architecture():
-    """Shapes at a fixed budget; each shape's lr from a sweep (a fixed lr would favour one depth).
-
-    Paper (Architecture Tweak; `../shared/PAPER.md` §2). At a fixed parameter budget depth matters
-    most: deeper models score higher but generate more slowly [paper]; about 20 layers with an FFN
-    ratio near 2.7-2.8 balance the two [reported].
-    """
+    """Paper (Architecture Tweak; `../shared/PAPER.md` §2). At a fixed parameter budget depth
+    matters most: deeper models score higher but generate more slowly [paper]; about 20 layers with
+    an FFN ratio near 2.7-2.8 balance the two [reported]."""
     import torch
     from model import load_model
     n, n_new = steps(STEPS), min(SEQ - 1, steps(4 * SEQ))     # latency: tokens generated
     name = lambda s: "base" if s == BASE else f"arch-{s[0]}x{s[1]}-r{s[3]:.2f}"
-    # each shape's lr by its final TRAIN loss (one seed): no evaluation data takes part in a choice
+    # each shape at its own lr (one lr favours one depth) by final TRAIN loss: no eval data chooses
     sweep = lambda k, s: [Variant(k, name(s) + f"-lr{m:g}" * (m != 1), n, shape=s, lr=LR * m)
                           .seeds(1) for m in LR_SWEEP]
     vs = {k: min(sweep(k, s), key=lambda v: v.res[0]["train_loss"]) for k, s in SHAPES.items()}
     result = decide(vs["deep-thin 12x96"], vs["base 4x128"])
-    rows, ms = [], {}
+    rows, ms, device = [], {}, "cuda" if OPTS.device != "cpu" and torch.cuda.is_available() else "cpu"
+    idx = torch.zeros((1, 1), dtype=torch.long, device=device)           # generation starts at id 0
     for k, v in vs.items():
-        model, _ = load_model(f"{v.res[0]['out']}/ckpt.pt", "cpu" if OPTS.device == "cpu" else
-                              "cuda" if torch.cuda.is_available() else "cpu")
-        idx = torch.zeros((1, 1), dtype=torch.long, device=next(model.parameters()).device)
+        model, _ = load_model(f"{v.res[0]['out']}/ckpt.pt", device)
         generate = lambda: model.generate(idx, n_new, temperature=0)      # greedy, KV cache
         ms[k] = 1000 * min(timeit.repeat(generate, number=1, repeat=3)) / n_new   # best of 3
         (L, C, H, ratio), p = SHAPES[k], v.res[0]["params"]
         rows.append([k, L, C, H, f"{ratio:.2f}", f"{p['total'] / 1e6:.2f}M", f"{v.spec['lr']:g}",
                      v.cell, f"{v.get('tok_s'):,.0f}", f"{ms[k]:.2f}"])
-    slower = ms["deep-thin 12x96"] / ms["base 4x128"]
+    cost = f"{ms['deep-thin 12x96'] / ms['base 4x128']:.1f}x the time per token"
     return section(
-        study_architecture,
-        f"**Here.** {len(SHAPES)} shapes of ~2.9M parameters (the 8k vocabulary's rows included), "
-        f"{n} steps each, each at the lr of {', '.join(f'{LR * m:g}' for m in LR_SWEEP)} with the "
-        f"lowest final train loss. Latency: greedy generation of {n_new} tokens, batch 1.",
+        study_architecture, f"{len(SHAPES)} shapes of ~2.9M parameters, {n} steps each at the lr "
+        f"of {', '.join(f'{LR * m:g}' for m in LR_SWEEP)} with the lowest final train loss. "
+        f"Latency: greedy generation of {n_new} tokens, batch 1.",
         table(["shape", "layers", "width", "heads", "FFN ratio", "params", "lr", "held-out bpb",
                "train tokens/s", "ms/token"], rows),
         plot("architecture.png", "ms per generated token (KV cache)", "held-out bits per byte",
              {k: ([ms[k]], [v.bpb]) for k, v in vs.items()}),
-        verdict("deep-thin 12x96 vs base 4x128, each at its best lr", result, "the 12-layer model "
-                f"beats the 4-layer base, at {slower:.1f}x its time per token.", "the 4-layer base "
-                f"is better here; the 12-layer one also takes {slower:.1f}x its time per token."))
+        verdict("deep-thin 12x96 vs base 4x128, each at its best lr", result, f"depth wins, at {cost}.",
+                f"the 4-layer base wins; depth also costs {cost}."))
 
 
 def inherit(name, shape, layers, width):
@@ -460,13 +380,10 @@ def inherit(name, shape, layers, width):
 
 
 def study_inheritance():
-    """Students of the base shape inherited by each layer strategy and width metric vs random init.
-
-    Paper (Parameter Inheritance; `../shared/PAPER.md` §3). Initialising the tiny model from a
+    """Paper (Parameter Inheritance; `../shared/PAPER.md` §3). Initialising the tiny model from a
     larger trained one converges faster and ends higher: the largest single gain [paper]. The first
     and last layers matter more than the middle ones [paper]; among width criteria learnable >
-    Taylor > L2 > L1 > random init [reported].
-    """
+    Taylor > L2 > L1 > random init [reported]."""
     n, student_lr = steps(STEPS), LR / 3
     rand = Variant("random init", "base", n, shape=BASE, lr=LR)     # = study 2's base at lr LR
     grid = [("edges", "taylor")] + [(s, "taylor") for s in LAYERS] + [("edges", w) for w in WIDTHS]
@@ -481,40 +398,32 @@ def study_inheritance():
     for v in vs.values():           # step 0: the untrained student's held-out bpb (no seed noise)
         step0 = heldout_bpb(v.spec["init"], v.spec["init"][:-3] + "_heldout.json")
         reach = next((c[0] // (BATCH * SEQ) for c in v.res[0]["curve"] if c[2] <= target), None)
-        rows.append([v.label, f"{step0:.3f}", v.cell,
-                     f"{reach} ({reach / n:.0%})" if reach else f"not in {n}"])
-    layer_order = " < ".join(v.label.split(",")[0] for v in by_bpb(v for (_, w), v in vs.items()
-                                                                     if w == "taylor"))
+        reach = f"not in {n}" if reach is None else f"{reach} ({reach / n:.0%})"
+        rows.append([v.label, f"{step0:.3f}", v.cell, reach])
+    names = lambda group, part: " < ".join(v.label.split(", ")[part] for v in group)   # "a < b < c"
     return section(
-        study_inheritance,
-        f"**Here.** The source is a {SOURCE[0]}x{SOURCE[1]} model trained here first "
-        f"({steps(SOURCE_STEPS)} steps; not counted). Students of the base shape come from "
-        "`inherit.py` with each layer strategy (width by Taylor) and each width metric (layers by "
-        f"`edges`; `random`: a random subset of units), then train {n} steps at peak lr "
-        f"{student_lr:g} (random init: {LR:g}; warming back up to the full lr visibly undoes the "
-        "inheritance). *Steps to match*: the first evaluation at which the student's val bpb is at "
-        "or below random init's final one.",
+        study_inheritance, f"Students of the base shape from a {SOURCE[0]}x{SOURCE[1]} source "
+        f"({steps(SOURCE_STEPS)} steps, not counted) by each layer strategy (width: Taylor) and "
+        f"width metric (layers: edges; `random`: random units) train {n} steps at peak lr "
+        f"{student_lr:g} (random init: {LR:g}; the full lr undoes the inheritance). *Steps to "
+        "match*: the first evaluation at or below random init's final val bpb.",
         table(["student (layers, width)", "held-out bpb at step 0 (no training)",
                f"held-out bpb after {n} steps", "steps to match random init"], rows),
         plot("inheritance.png", "tokens", "val bits per byte",
              curves([rand, vs["edges", "taylor"], ranked[0], ranked[-1]], 0)),
-        verdict("edges, taylor vs random init", result, "the inherited student beats random init "
-                "at equal steps.", "random init is as good.") +
-        f" Layer strategies, best first: {layer_order}; width metrics: "
-        f"{' < '.join(v.label.split(', ')[1] for v in ranked)} (the paper: learnable < taylor < l2 "
-        f"< l1 < random). Orders of one seed (but best and worst); pooled σ = "
-        f"{pooled_sigma()[0] or math.nan:.3f}: gaps below 2√2σ are noise, not rankings.")
+        verdict("edges, taylor vs random init", result, "the inherited student beats random init.",
+                "random init is as good.") + " Layers, best first: "
+        f"{names(by_bpb(v for (_, w), v in vs.items() if w == 'taylor'), 0)}; widths: {names(ranked, 1)} "
+        f"(paper: learnable < taylor < l2 < l1 < random), one seed but best and worst; pooled σ = "
+        f"{pooled_sigma()[0] or math.nan:.3f}: gaps under 2√2σ are noise.")
 
 
 def study_rounds():
-    """Round 1 over a small slice; round 2 one pass over a selection (or all data), equal steps.
-
-    Paper (Multiple-Round Training; `../shared/PAPER.md` §5). Tiny models forget; a second round on
-    the batches the model finds hardest (drawn with p = softmax(loss), 50% of them [reported])
-    helps, and a third adds nothing [reported].
-    """
-    small = corpus("small", max(0.03, 0.35 * OPTS.scale), 1.5 * OPTS.scale)   # >= 2 batches of 16x128
-    folder, meta = shards("8k", small, "small")
+    """Paper (Multiple-Round Training; `../shared/PAPER.md` §5). Tiny models forget; a second round
+    on the batches the model finds hardest (drawn with p = softmax(loss), 50% of them [reported])
+    helps, and a third adds nothing [reported]."""
+    floor = 0.03 * BATCH * SEQ / (16 * 128)         # MB: 30 KB at 16x128, >= 2 batches at any scale
+    folder, meta = shards("8k", corpus("small", max(floor, 0.35 * OPTS.scale), 1.5 * OPTS.scale), "small")
     n_batches = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH
     r1, r2 = 4 * n_batches, n_batches // 2     # round 1: four epochs; round 2: one pass over 50%
     round1 = dict(data=folder, rounds=2, refine_iters=r2)
@@ -527,84 +436,81 @@ def study_rounds():
     rows = [["end of round 1", "–", f"{first(OPTS.seed)['bpb']:.3f}"]]
     rows += [[v.label, f"{int(v.spec['sampling_rate'] * n_batches)} batches", v.cell] for v in vs]
     return section(
-        study_rounds,
-        f"**Here.** Round 1 trains {r1} steps: four epochs of a small slice of the corpus "
-        f"({n_batches} batches of {BATCH}x{SEQ}), so that forgetting can happen. Round 2 trains "
-        f"{r2} steps (a fresh schedule; one pass over a 50% selection) on a draw of the selection "
-        "rule (the uniform half is the control: no preference) or on all batches.",
+        study_rounds, f"Round 1: {r1} steps, four epochs of a small slice ({n_batches} batches of "
+        f"{BATCH}x{SEQ}), so that forgetting can happen. Round 2: {r2} steps (a fresh schedule), "
+        "one pass over a 50% draw by each rule (uniform: the control) or over all batches.",
         table(["round 2 on", "drawn from", "held-out bpb"], rows),
-        verdict("softmax T = 1 vs all data", result, "round 2 on the softmax-refined half beats "
-                "all data at equal steps.", "continuing on all data is as good or better."))
+        verdict("softmax T = 1 vs all data", result, "the softmax-refined half beats all data.",
+                "all data is as good or better."))
 
 
 def study_batch():
-    """The lr rule lr = lr0 (batch/batch0)^r at r = 0, 0.5, 1, batches of 8 and 64, lr0 tuned at 16.
-
-    Paper (Batch Size and Learning Rate; `../shared/PAPER.md` §4). Tiny models prefer batches below
-    about 4M tokens, and the learning rate should follow the batch as lr = lr0 (bs / bs0)^r with
-    r = 0.5 [reported] (`batch_lr()` in `train.py`).
-    """
-    n = steps(STEPS)
-    vs = {(bs, r): Variant(f"{bs}, r = {r:g}", f"batch{bs}-r{r:g}", n, batch_size=bs,
-                           lr_scaling_r=r, base_batch_tokens=BATCH * SEQ)
-          for bs in BATCHES for r in POWERS}
-    # the claim, averaged over the batches: r = 0.5 beats a fixed lr (r = 0)
+    """Paper (Batch Size and Learning Rate; `../shared/PAPER.md` §4). Tiny models prefer batches
+    below about 4M tokens, and the learning rate should follow the batch as lr = lr0 (bs / bs0)^r
+    with r = 0.5 [reported] (`batch_lr()` in `train.py`)."""
+    vs = {(bs, r): Variant(f"{bs}, r = {r:g}", f"batch{bs}-r{r:g}", steps(STEPS), batch_size=bs,
+                           lr_scaling_r=r, base_batch_tokens=BATCH * SEQ) for bs in BATCHES for r in POWERS}
     result = decide([vs[bs, 0.5] for bs in BATCHES], [vs[bs, 0] for bs in BATCHES], vs.values())
     return section(
-        study_batch,
-        f"**Here.** Batches of {' and '.join(map(str, BATCHES))} sequences of {SEQ}, {n} steps "
-        f"each; lr0 = {LR:g} tuned at {BATCH}. Cells: peak lr: held-out bpb.",
+        study_batch, f"Batches of {' and '.join(map(str, BATCHES))} sequences of {SEQ}, "
+        f"{steps(STEPS)} steps each; lr0 = {LR:g} tuned at {BATCH}. Cells: peak lr: held-out bpb.",
         table(["tokens per step"] + [f"r = {r:g}" for r in POWERS],
-              [[bs * SEQ] + [f"{LR * (bs / BATCH) ** r:.2g}: {vs[bs, r].cell}" for r in POWERS]
-               for bs in BATCHES]),
-        verdict("r = 0.5 vs a fixed lr, mean over the batches", result, "scaling the lr with the "
-                "square root of the batch helps away from the batch it was tuned at.",
-                "the square-root rule does not help here."))
+              [[bs * SEQ] + [f"{LR * (bs / BATCH) ** r:.2g}: {vs[bs, r].cell}" for r in POWERS] for bs in BATCHES]),
+        verdict("r = 0.5 vs a fixed lr, mean over the batches", result,
+                "the square-root rule helps away from the tuned batch.", "it does not help here."))
+
+
+def zero_shot(base, pro):
+    """Study 6's rows from eval.py's {task: {...}} of both arms, and a sentence on chance. Beside
+    them (a missing one: "–"): the label prior (the most frequent gold answer: BoolQ's first 100
+    are 70% "yes"), the shortest answer; the margin (gold minus best distractor log-lik., nats)."""
+    rows, side, mark = [], dict(above=0, below=0, within=0), dict(above=" ▲", below=" ▼", within="")
+    num = lambda r, k: f"{r[k]:.3f}" + (f" ± {r[k + '_stderr']:.3f}" if k + "_stderr" in r else "")
+    for task, r0 in base.items():
+        r1, n = pro.get(task, {}), f"(n={r0.get('n', '?')})"
+        for key in [k for k in ("acc", "acc_norm") if k in r0 and k in r1]:
+            cells = [num(r0, b) if b in r0 else "–" for b in ("chance", "label_prior", "shortest")]
+            for r in (r0, r1):          # 2 SE from chance: above it, below it, or within (noise)
+                gap, se = r[key] - r.get("chance", math.nan), r.get(key + "_stderr", math.nan)
+                where = "above" if gap > 2 * se else "below" if -gap > 2 * se else "within"
+                side[where] += 1
+                cells.append(num(r, key) + mark[where])
+            rows.append([f"{task} {key} {n}", *cells])
+        if "margin" in r0 and "margin" in r1:   # SE as if the arms were independent: conservative
+            se = math.hypot(r0.get("margin_stderr", math.nan), r1.get("margin_stderr", math.nan))
+            gain = f"Pro − baseline: {r1['margin'] - r0['margin']:+.3f} ± {se:.3f}"
+            rows.append([f"{task} margin, nats {n}", "–", "–", gain, num(r0, "margin"), num(r1, "margin")])
+    below = f"; {side['below']} more than 2 SE below (▼): not noise but a preference for wrong " \
+            "answers (see the label prior and the shortest answer)" if side["below"] else ""
+    return rows, (f"{side['above']} of {sum(side.values())} scores lie more than 2 SE above chance "
+                  f"(▲){below}; the other {side['within']} are within 2 SE of chance: noise here.")
 
 
 def study_together():
-    """The full vocabulary, 4x128, random init, one round vs the Pro recipe, at equal steps.
-
-    Paper (headline; `../shared/PAPER.md`). Each technique adds to the next: PanGu-π-1B 42.41 ->
-    Pro 51.28 average over 10 benchmarks [code].
-    """
+    """Paper (headline; `../shared/PAPER.md`). Each technique adds to the next: PanGu-π-1B 42.41 ->
+    Pro 51.28 average over 10 benchmarks [code]."""
     n, limit = steps(STEPS), max(5, round(500 * OPTS.scale))
     base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n,
                    data="full", eval_interval=n // 40 or 1)                   # = study 1's run
     pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", n // 2, rounds=2,
-                  refine_iters=n // 2, lr=LR / 3,
-                  init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
-    result = decide(pro, base)
-    evals, rows, above, below = {}, [["held-out bpb", "–", "–", "–", base.cell, pro.cell]], 0, 0
-    for v in (base, pro):           # zero-shot accuracy of the first seed, when the files are there
-        out = v.res[0]["out"]
-        if os.path.isdir(os.path.join(SHARED, "eval")) and not os.path.exists(f"{out}/eval.json"):
-            sh(["eval.py", f"--ckpt={out}/ckpt.pt", "--tasks=all", f"--limit={limit}",
-                f"--out={out}/eval.json", f"--device={OPTS.device}"], f"{out}/eval.log")
-        found = os.path.exists(f"{out}/eval.json")
-        evals[v] = json.loads(open(f"{out}/eval.json").readlines()[-1])["tasks"] if found else {}
-    for task, r0 in evals[base].items():
-        for key in ("acc", "acc_norm"):
-            runs = [r for r in (r0, evals[pro].get(task)) if r and key in r]
-            if len(runs) == 2:      # the label prior and shortest answer: eval.py's, if it has them
-                rows.append([f"{task} {key} (n={r0['n']})"] + [f"{r0[b]:.3f}" if b in r0 else "–"
-                             for b in ("chance", "label_prior", "shortest")] +
-                            [f"{r[key]:.3f} ± {r[key + '_stderr']:.3f}" for r in runs])
-                above += sum(r[key] - r["chance"] > 2 * r[key + "_stderr"] for r in runs)
-                below += sum(r["chance"] - r[key] > 2 * r[key + "_stderr"] for r in runs)
+                  lr=LR / 3, refine_iters=n // 2, init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
+    result, flags = decide(pro, base), ("--tasks=all", f"--limit={limit}")
+    found = lambda out: os.path.isdir(f"{SHARED}/eval") or os.path.exists(f"{out}/eval.json")
+    evals = [evaluate(f"{out}/ckpt.pt", f"{out}/eval.json", *flags)["tasks"] if found(out) else {}
+             for out in (base.res[0]["out"], pro.res[0]["out"])]     # zero-shot: first seed
+    rows, chance = zero_shot(*evals)
     scored = len(np.load(f"{pro.res[0]['out']}/round2_batch_losses.npy"))  # round 1's batches, once
     return section(
-        study_together,
-        f"**Here.** Both train {n} steps of {BATCH}x{SEQ}: the baseline in one round, Pro in two "
-        f"rounds of {n // 2} (the second on the softmax-refined half) from `inherit.py` (width by "
-        f"Taylor) at lr {LR / 3:g}. The source's training is not counted, as in the paper; "
-        f"refining's scoring is: {scored} forward passes of a batch, ~{scored / 3:.0f} steps' "
-        f"compute. Zero-shot: `eval.py`, the first {limit} items per task, first seed, ± one "
-        f"standard error; {above} scores lie over 2 SE above chance, {below} over 2 SE below.",
-        table(["measure", "chance", "label prior", "shortest answer", "baseline", "Pro"], rows)
-        if evals[base] else "_(no benchmark files in ../shared/data/eval: zero-shot not measured)_",
-        verdict("Pro vs baseline, held-out bpb", result, "the Pro recipe beats the baseline at "
-                "equal steps.", "the baseline is as good or better."))
+        study_together, f"{n} steps of {BATCH}x{SEQ} each: the baseline in one round, Pro in two "
+        f"of {n // 2} (the second on the softmax-refined half) from `inherit.py` at lr {LR / 3:g}. "
+        f"Not counted: the source's training (as in the paper); counted: refining's {scored} "
+        f"scoring passes (~{scored / 3:.0f} steps' compute). Zero-shot (`eval.py`, first {limit} "
+        f"items, first seed, ± 1 SE): {chance}",
+        table(["measure", "chance", "label prior", "shortest answer", "baseline", "Pro"],
+              [["held-out bpb", "–", "–", "–", base.cell, pro.cell]] + rows)
+        if evals[0] else "_(no benchmark files in ../shared/data/eval: zero-shot not measured)_",
+        verdict("Pro vs baseline, held-out bpb", result, "the Pro recipe beats the baseline.",
+                "the baseline is as good or better."))
 
 
 # ---- the page: header, atomic write, main -------------------------------------------------------
@@ -613,20 +519,18 @@ def header(t0, commit, argv):
     dev = torch.cuda.get_device_name() if OPTS.device != "cpu" and torch.cuda.is_available() else \
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     sigma, df = pooled_sigma()
-    return (
-        f"# nanopangu: the paper's findings at laptop scale\n\nWritten by `python reproduce.py "
-        f"{' '.join(argv)}` on {datetime.date.today()}, git commit {commit}. Machine: "
-        f"{platform.platform()}, {dev}, torch {torch.__version__}. Corpus: "
-        f"{'children' if all(map(os.path.exists, CHILDREN)) else 'Shakespeare'}. Seeds from "
-        f"{OPTS.seed} (--seeds {OPTS.seeds}, at most {OPTS.max_seeds}); scale {OPTS.scale:g}; "
-        f"{(time.time() - t0) / 60:.0f} min (reused runs not counted).\n\nBits per byte (bpb) "
-        "compare across tokenizers; lower is better. Tables and verdicts use every run's bpb on "
-        f"one fixed held-out text ({os.path.getsize(heldout()) / 1e3:.0f} KB, `eval.py --bpb`). "
-        "Run-to-run noise, pooled over the configurations run with 2+ seeds: " +
-        (f"σ = {sigma:.4f} bpb ({df} degrees of freedom)." if df else "not measured (1 seed).") +
-        " A verdict compares two arms by paired differences over shared seeds and needs |Δ| > 2 SE "
-        "(the top of `reproduce.py`). A model here has ~3M parameters and sees under a million "
-        "tokens: a finding that holds at 1B may not hold at this scale.\n")
+    noise = f"σ = {sigma:.4f} bpb ({df} degrees of freedom)" if df else "not measured (1 seed)"
+    return ("# nanopangu: the paper's findings at laptop scale\n\nWritten by `python reproduce.py "
+            f"{' '.join(argv)}` on {time.strftime('%Y-%m-%d')}, git commit {commit}. Machine: "
+            f"{platform.platform()}, {dev}, torch {torch.__version__}. Corpus: "
+            f"{'children' if children() else 'Shakespeare'}. Seeds from {OPTS.seed} (--seeds "
+            f"{OPTS.seeds}, at most {OPTS.max_seeds}); scale {OPTS.scale:g}; "
+            f"{(time.time() - t0) / 60:.0f} min (reused runs not counted).\n\nTables and verdicts "
+            "use bits per byte (bpb: lower is better, comparable across tokenizers) on one fixed "
+            f"held-out text ({os.path.getsize(heldout()) / 1e3:.0f} KB, `eval.py --bpb`). "
+            f"Run-to-run noise (pooled over configurations with 2+ seeds): {noise}. A verdict "
+            "compares two arms seed by seed (paired differences) and needs |Δ| > 2 SE. At ~3M "
+            "parameters and under a million tokens, what holds at 1B may not hold here.\n")
 
 
 def main(argv=None):
@@ -634,8 +538,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     OPTS = parse_args(argv)
     page = open(OPTS.page).read() if os.path.exists(OPTS.page) else ""
-    dropped = [t for t in re.findall(r"^## \d\. (.*)$", page, re.M) if t not in
-               [STUDIES[s] for s in OPTS.only]]
+    dropped = sorted(set(re.findall(r"^## \d\. (.*)$", page, re.M)) - {STUDIES[s] for s in OPTS.only})
     if dropped:                                     # never clobber a fuller page with a partial run
         fail(f"{OPTS.page} holds studies this --only run would drop ({'; '.join(dropped)}); give "
              "another --page, or none (a partial run writes docs/RESULTS-only-STUDY.md)")

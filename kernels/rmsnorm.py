@@ -9,19 +9,10 @@ Pre-norm transformers do `h = h + f(h)` then `rmsnorm(h)` around every sub-block
 `residual=` the add is fused in: the kernel reads x and residual once, writes the sum
 s = x + residual (the next residual stream) and y = rmsnorm(s) * w in the same pass.
 
-Why bother?  RMSNorm does ~4 flops per byte it touches, so its speed is the speed of
-memory. Eager PyTorch runs a chain of kernels (pow, mean, add, rsqrt, mul, mul) and each
-one reads and writes the whole (rows, C) tensor; the fused kernel reads each input once
-and writes each output once, in registers in between, with fp32 accumulation whatever
-the storage dtype.
-
-File layout, top to bottom:
-    rms_norm_reference   plain PyTorch, fp32 math: the ground truth the tests use
-    _rms_norm_fwd_kernel one program per row
-    _rms_norm_bwd_kernel one program per *block* of rows, each writing a partial dW
-    _rms_norm_fwd/_bwd   custom ops around the launches (torch.compile sees them whole),
-                         with the backward registered as the forward's autograd formula
-    rms_norm             the public entry point: checks the inputs, then launches
+Why bother?  RMSNorm does ~4 flops per byte it touches, so its speed is the speed of memory. Eager
+PyTorch runs a chain of kernels (pow, mean, add, rsqrt, mul, mul) and each one reads and writes the
+whole (rows, C) tensor; the fused kernel reads each input once and writes each output once, in
+registers in between, with fp32 accumulation whatever the storage dtype.
 """
 
 import torch
@@ -32,9 +23,7 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_C = 65536  # the whole row must fit in one program's registers (see BLOCK_C below)
 
 
-# ----------------------------------------------------------------------------------------
-# Reference: what the kernels must compute, written the obvious way.
-# ----------------------------------------------------------------------------------------
+# ---- Reference: what the kernels must compute, written the obvious way.
 def rms_norm_reference(x, weight, eps=1e-5, residual=None):
     """Plain-PyTorch RMSNorm with fp32 math and the same return convention as rms_norm."""
     s = x if residual is None else x + residual  # the sum is stored in x's dtype
@@ -44,11 +33,9 @@ def rms_norm_reference(x, weight, eps=1e-5, residual=None):
     return y if residual is None else (y, s)
 
 
-# ----------------------------------------------------------------------------------------
-# Forward kernel. Grid = (n_rows,): program `row` normalises one row of C numbers.
+# ---- Forward kernel. Grid = (n_rows,): program `row` normalises one row of C numbers.
 # BLOCK_C is C rounded up to a power of two (tl.arange needs one); the `cols < C` mask
 # turns the extra lanes off, which is how C = 96 or 1792 works.
-# ----------------------------------------------------------------------------------------
 @triton.jit
 def _rms_norm_fwd_kernel(
     X, R, W, Y, S, RSTD,  # pointers: x, residual, weight, y, sum out, rstd out (fp32)
@@ -71,44 +58,34 @@ def _rms_norm_fwd_kernel(
         x = s.to(tl.float32)
 
     # Masked lanes hold 0, so they add nothing to the sum; divide by the true C.
-    mean_sq = tl.sum(x * x, axis=0) / C  # scalar
-    rstd = 1.0 / tl.sqrt(mean_sq + eps)
+    rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / C + eps)  # scalar
     tl.store(RSTD + row, rstd)  # 4 bytes per row, saved so the backward skips the sum
-
     w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
-    y = x * rstd * w
-    tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
+    tl.store(Y + offs, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
 
 
-# ----------------------------------------------------------------------------------------
-# Backward math for one row (xhat = x * rstd, the normalised row; g = w * dy):
+# ---- Backward math for one row (xhat = x * rstd, the normalised row; g = w * dy):
 #
 #   y_j = w_j * x_j * rstd,   d rstd / d x_i = -rstd**3 * x_i / C
 #   dx_i = sum_j dy_j * w_j * (delta_ij * rstd + x_j * d rstd / d x_i)
 #        = rstd * (g_i - xhat_i * mean_j(g_j * xhat_j))               # per row
 #   dw_j = sum over ALL rows of dy_j * xhat_j                          # across rows
 #
-# dx is row-local, like the forward. dw is a reduction over every row: (rows, C) -> (C,).
-# The Triton tutorial has each program add its dw into one of a few shared buffers
-# guarded by a spin lock (atomic compare-and-swap). That works, but the order in which
-# programs take the lock changes from run to run, float addition is not associative, so
-# dw differs in the last bits between identical runs; and programs queue on the lock.
+# dx is row-local, like the forward; dw sums over every row: (rows, C) -> (C,). The Triton tutorial
+# adds each program's dw into a few shared buffers behind a spin lock (atomic compare-and-swap):
+# programs take the lock in a different order each run and float addition is not associative, so
+# dw's last bits change between identical runs; and programs queue on the lock.
 #
-# Here instead: a fixed number of programs P, program p owns the contiguous rows
-# [p * rows_per_program, (p + 1) * rows_per_program), keeps its running dw in registers
-# and writes it once to row p of a (P, C) fp32 buffer. No program ever waits for another
-# one, and a second, tiny reduction (torch .sum(0) over P rows) finishes the job. The
-# assignment of rows to programs and both summation orders are fixed, so the result is
-# bitwise identical run after run (deterministic), and the extra traffic is only P * C
-# fp32 numbers against rows * C for the tensor itself.
-# ----------------------------------------------------------------------------------------
+# Here instead: P programs (fixed per device), program p owns a contiguous block of rows, keeps
+# its dw in registers and writes it once to row p of a (P, C) fp32 buffer; torch .sum(0) over the P
+# rows finishes. No program waits for another and both summation orders are fixed, so dw is bitwise
+# identical run after run, for P * C extra fp32 numbers against rows * C.
 @triton.jit
 def _rms_norm_bwd_kernel(
     DY, DS, S, W, RSTD,  # grad of y, grad flowing into the returned sum (maybe unused),
     DX, DW_PARTIAL,      # the normalised input s (or x), weight, saved rstd; outputs
     n_rows, C, rows_per_program,
-    HAS_DS: tl.constexpr,
-    BLOCK_C: tl.constexpr,
+    HAS_DS: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_C)
@@ -117,19 +94,15 @@ def _rms_norm_bwd_kernel(
     dw = tl.zeros([BLOCK_C], dtype=tl.float32)  # this program's partial dW, fp32
 
     row_start = pid * rows_per_program
-    row_end = tl.minimum(row_start + rows_per_program, n_rows)
-    for row in range(row_start, row_end):
+    for row in range(row_start, tl.minimum(row_start + rows_per_program, n_rows)):
         offs = tl.cast(row, tl.int64) * C + cols
         x = tl.load(S + offs, mask=mask, other=0.0).to(tl.float32)
         dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
         rstd = tl.load(RSTD + row)
-
         xhat = x * rstd
         g = w * dy
         dx = rstd * (g - xhat * (tl.sum(xhat * g, axis=0) / C))
-        if HAS_DS:
-            # s was also returned to the caller (as the next residual stream): its
-            # gradient reaches x and residual directly, because d s / d x = 1.
+        if HAS_DS:  # s also went back to the caller (the next residual stream): d s / d x = 1
             dx += tl.load(DS + offs, mask=mask, other=0.0).to(tl.float32)
         tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
         dw += dy * xhat
@@ -144,20 +117,18 @@ def _launch_config(C):
 
 
 def _n_bwd_programs(n_rows, device):
-    """How many programs share the rows in the backward. Fixed per device => deterministic."""
+    """How many programs share the rows in the backward; fixed per device => deterministic. On a
+    GPU ~4 resident programs per SM keep HBM busy (a tunable: kernels/bench.py); on CPU 8."""
     if device.type == "cuda":
-        # ~4 resident programs per SM keeps HBM busy; a tunable, measure with bench.py.
         return min(n_rows, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
-    return min(n_rows, 8)  # CPU / TRITON_INTERPRET=1: few programs, it is a test
+    return min(n_rows, 8)
 
 
-# ----------------------------------------------------------------------------------------
-# Custom operators. torch.compile cannot trace into a Triton launch made from Python, so
+# ---- Custom operators. torch.compile cannot trace into a Triton launch made from Python, so
 # each launch is a torch.library custom op: a "fake" version gives only output shapes and
 # dtypes, and the compiler calls the op as one opaque step. The gradient formula is
 # registered on the op itself (register_autograd), so compiled and eager backward match.
 # An op's outputs must be new tensors: without a residual, "s" comes back empty.
-# ----------------------------------------------------------------------------------------
 @torch.library.custom_op("nanopangu::rms_norm_fwd", mutates_args=())
 def _rms_norm_fwd(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None,
                   eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,11 +153,9 @@ def _rms_norm_bwd(dy: torch.Tensor, ds: torch.Tensor | None, s: torch.Tensor, we
                   rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients (rows, C) of y and of the returned sum (or None) -> dx (rows, C), dweight (C,)."""
     n_rows, C = s.shape
-    dy = dy.contiguous()
-    n_prog = _n_bwd_programs(n_rows, s.device)
-    dx = torch.empty_like(s)
+    n_prog, (block_c, num_warps) = _n_bwd_programs(n_rows, s.device), _launch_config(C)
+    dx, dy = torch.empty_like(s), dy.contiguous()
     dw_partial = s.new_empty((n_prog, C), dtype=torch.float32)  # one row per program
-    block_c, num_warps = _launch_config(C)
     _rms_norm_bwd_kernel[(n_prog,)](
         dy, ds.contiguous() if ds is not None else dy, s, weight, rstd, dx, dw_partial,
         n_rows, C, triton.cdiv(n_rows, n_prog),
@@ -214,9 +183,7 @@ def _backward(ctx, dy, ds, _):
 _rms_norm_fwd.register_autograd(_backward, setup_context=_save_for_backward)
 
 
-# ----------------------------------------------------------------------------------------
-# Public entry point.
-# ----------------------------------------------------------------------------------------
+# ---- Public entry point.
 def unsupported(x, weight, residual=None):
     """Why these (well-formed) inputs are beyond the kernel, as a short reason, or None if it runs them.
     model.py asks before choosing this kernel and otherwise uses torch's F.rms_norm."""
@@ -230,12 +197,12 @@ def unsupported(x, weight, residual=None):
 
 def _check_inputs(x, weight, eps, residual):
     """Raise a one-line TypeError/ValueError for anything the kernels would get wrong."""
-    if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):
-        raise TypeError("rms_norm: x and weight must be torch.Tensors")
+    if not all(map(torch.is_tensor, (x, weight, x if residual is None else residual))):
+        raise TypeError("rms_norm: x, weight and residual (if given) must be torch.Tensors")
     for name, t in (("x", x), ("weight", weight)):
         if t.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"rms_norm: {name} has dtype {t.dtype}; use float32, float16 or bfloat16")
-    if x.dim() < 1 or x.shape[-1] == 0 or x.numel() == 0:
+    if x.dim() < 1 or x.numel() == 0:  # numel 0 covers C = 0
         raise ValueError(f"rms_norm: x has shape {tuple(x.shape)}; need (..., C) with C >= 1 and no empty dim")
     C = x.shape[-1]
     if weight.shape != (C,):
@@ -244,23 +211,18 @@ def _check_inputs(x, weight, eps, residual):
         raise ValueError(f"rms_norm: hidden size {C} > {_MAX_C} is too large for the one-pass kernel")
     if weight.device != x.device:
         raise ValueError(f"rms_norm: x is on {x.device} but weight is on {weight.device}; move them to one device")
-    if residual is not None:
-        if not isinstance(residual, torch.Tensor):
-            raise TypeError("rms_norm: residual must be a torch.Tensor or None")
-        if residual.shape != x.shape or residual.dtype != x.dtype or residual.device != x.device:
-            raise ValueError(
-                f"rms_norm: residual is {tuple(residual.shape)} {residual.dtype} on {residual.device}, "
-                f"expected the same shape/dtype/device as x: {tuple(x.shape)} {x.dtype} on {x.device}")
+    if residual is not None and (residual.shape, residual.dtype, residual.device) != (x.shape, x.dtype, x.device):
+        raise ValueError(f"rms_norm: residual is {tuple(residual.shape)} {residual.dtype} on {residual.device}, "
+                         f"expected the same shape/dtype/device as x: {tuple(x.shape)} {x.dtype} on {x.device}")
     if not (float(eps) >= 0.0):
         raise ValueError(f"rms_norm: eps must be >= 0, got {eps}")
 
 
 def rms_norm(x, weight, eps=1e-5, residual=None):
-    """RMSNorm over the last dim of x, scaled by weight; fp32 math, output in x's dtype.
+    """RMSNorm over the last dim of x (..., C), scaled by weight (C,); fp32 math, output x's dtype.
 
-    x: (..., C) float32/float16/bfloat16, any C up to 65536; weight: (C,).
-    Without residual returns y = rmsnorm(x) * weight.
-    With residual (same shape/dtype as x) returns (rmsnorm(s) * weight, s), s = x + residual.
+    float32/float16/bfloat16, any C up to 65536. Without residual returns y = rmsnorm(x) * weight;
+    with residual (same shape/dtype as x) returns (rmsnorm(s) * weight, s), s = x + residual.
     Differentiable w.r.t. x, weight and residual (and through the returned s).
     """
     _check_inputs(x, weight, eps, residual)

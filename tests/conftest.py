@@ -1,5 +1,5 @@
 # Shared test setup: the repo root on sys.path (tests import the scripts as modules), Triton in interpreter
-# mode (CI has no GPU; kernels are tested on CPU tensors), and a fixed thread count for determinism/speed.
+# mode (CI has no GPU; kernels are tested on CPU tensors), and one thread (determinism, speed).
 import os
 import sys
 
@@ -11,7 +11,9 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread for the whole run: the tests' models are tiny, and two OpenMP threads that wait for each other on a
+# shared or busy machine made their small ops 10-20x slower (test_rounds.py: 96 s of CPU with two; see one_thread).
+torch.set_num_threads(1)
 
 # The real corpora and benchmark files beside the project (CI has them); tests that read them say so.
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
@@ -42,6 +44,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def no_curves_png(request, monkeypatch):
+    """train.py redraws out_dir/curves.png at every evaluation, and matplotlib took ~70% of a tiny test run's
+    time (2 of 3 s): in-process runs skip the picture unless the test is marked draws_curves (the tests of the
+    picture). Subprocesses (README commands, torchrun, kill -9) still draw it."""
+    if "draws_curves" not in request.keywords:
+        import curves
+        monkeypatch.setattr(curves, "draw", lambda run_dirs, png_path: None)
+
+
 def make_shards(tmp_path, docs, K=512, **prepare_kw):
     """Shards of `docs` (documents joined by <|endoftext|> lines) encoded with a compact tokenizer of K
     tokens made for them: small vocabularies keep training tests fast. Returns the shard folder."""
@@ -57,7 +69,21 @@ def make_shards(tmp_path, docs, K=512, **prepare_kw):
                    tokenizer=str(tmp_path / "tok.json"), **prepare_kw)["out_dir"]
 
 
+LINES = ["To be, or not to be, that is the question.", "All the world's a stage.",
+         "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
+
+
+@pytest.fixture(scope="session")
+def four_lines(tmp_path_factory):
+    """Shards of 12 documents of 40 lines (4 famous ones in turn) with a compact tokenizer of K=300 (the corpus
+    uses 285 ids; tok.json beside the shard folder): the data of the train, inherit and eval tests, built once
+    a run. A test that changes it works on a copy."""
+    docs = ["\n".join(LINES[(i + j) % 4] for j in range(40)) for i in range(12)]
+    return make_shards(tmp_path_factory.mktemp("four_lines"), docs, K=300)
+
+
 def pytest_configure(config):
     # `python -m pytest -m "not slow" tests` is the fast lane (README): a developer's loop after a change
     config.addinivalue_line("markers", "slow: end-to-end runs of whole scripts (README commands, reproduce.py, "
                                        "multi-process training); left out of the fast lane")
+    config.addinivalue_line("markers", "draws_curves: train.py's curves.png is drawn (tests/conftest.py)")

@@ -379,6 +379,7 @@ def test_bpb_shard_folder_matches_text_and_checks_tokenizer(enc, tmp_path):
 # acc_norm ~0.47). BoolQ ("no"/"yes", 62% yes): a random model says the same word almost every time,
 # so it lands between the two constant answers' accuracies (38%..62%). LAMBADA: chance is 0.
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow                                     # 9 tasks x 100 items through a 100k-row head
 @pytest.mark.skipif(not os.path.isdir(SHARED), reason=f"no benchmark files at {SHARED}")
 def test_random_model_scores_at_chance(enc):
     model = tiny(n_layer=1, n_embd=16, block_size=256)
@@ -405,22 +406,18 @@ def test_random_model_scores_at_chance(enc):
 # ------------------------------------------------------------------------------------------------
 # Command line, errors, samples.
 # ------------------------------------------------------------------------------------------------
-def test_eval_reads_a_checkpoint_train_wrote(tmp_path, capsys):
+def test_eval_reads_a_checkpoint_train_wrote(four_lines, tmp_path, capsys):
     # train.py -> ckpt.pt -> eval.py: a compact tokenizer (300 ids, 320 head rows: 20 padding rows),
     # recorded by path. Expected values come from a plain forward of the weights read with torch.load.
     import train
-    from conftest import make_shards
-    lines = ["To be, or not to be, that is the question.", "All the world's a stage.",
-             "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
-    data = make_shards(tmp_path, ["\n".join(lines[(i + j) % 4] for j in range(40)) for i in range(12)], K=300)
-    out = tmp_path / "out"
+    data, out = four_lines, tmp_path / "out"                      # tests/conftest.py
     train.main([f"--data={data}", f"--out_dir={out}", "--n_layer=2", "--n_embd=32", "--n_head=2", "--block_size=64",
                 "--batch_size=4", "--max_iters=30", "--eval_interval=30", "--eval_iters=1", "--warmup_iters=2",
                 "--lr=3e-3", "--sample_tokens=0", "--seed=1"])
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
     model = Transformer(ModelConfig(**ckpt["model_config"])).eval()
     model.load_state_dict(ckpt["model"])
-    enc = load_tokenizer(str(tmp_path / "tok.json"))
+    enc = load_tokenizer(os.path.join(os.path.dirname(data), "tok.json"))
     assert enc.n_vocab < model.config.vocab_size == 320                    # padding rows, masked by eval.py
 
     text = "All the world's a stage. To be, or not to be."          # one window: < 64 tokens

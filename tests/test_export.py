@@ -106,17 +106,19 @@ def test_transformers_computes_our_logits(tokenizers, tmp_path, heads):
 
 @pytest.fixture(scope="module")
 def fast_tokenizers(tokenizers, tmp_path_factory):
-    """{kind: (transformers' fast tokenizer from export.hf_tokenizer, number of merges)}."""
-    out = {}
-    for kind, enc in tokenizers.items():
-        path = tmp_path_factory.mktemp(kind) / "tokenizer.json"
-        data = export.hf_tokenizer(enc)
-        path.write_text(json.dumps(data, ensure_ascii=False))
-        out[kind] = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path)), len(data["model"]["merges"])
-    return out
+    """{kind: (transformers' fast tokenizer from export.hf_tokenizer, number of merges)}, each built when first
+    asked for: cl100k_base's 100k merges take the most time, and only the slow lane asks for them."""
+    class Built(dict):
+        def __missing__(self, kind):
+            path = tmp_path_factory.mktemp(kind) / "tokenizer.json"
+            data = export.hf_tokenizer(tokenizers[kind])
+            path.write_text(json.dumps(data, ensure_ascii=False))
+            self[kind] = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path)), len(data["model"]["merges"])
+            return self[kind]
+    return Built()
 
 
-@pytest.mark.parametrize("kind", ["cl100k_base", "closed", "plain"])
+@pytest.mark.parametrize("kind", [pytest.param("cl100k_base", marks=pytest.mark.slow), "closed", "plain"])
 def test_fast_tokenizer_encodes_as_tiktoken(tokenizers, fast_tokenizers, held_out, kind):
     enc, (fast, n_merges) = tokenizers[kind], fast_tokenizers[kind]
     pieces = chars = 0
@@ -139,6 +141,7 @@ def test_fast_tokenizer_encodes_as_tiktoken(tokenizers, fast_tokenizers, held_ou
 GUTENBERG = os.path.join(os.path.dirname(REPO), "shared", "data", "corpora", "gutenberg_children_val.txt.gz")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(GUTENBERG), reason=f"needs ../shared/data (CI has it): {GUTENBERG} not found")
 def test_fast_tokenizer_on_real_text(tokenizers, fast_tokenizers):
     with gzip.open(GUTENBERG, "rt", encoding="utf-8") as f:

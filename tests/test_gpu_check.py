@@ -12,9 +12,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    """One --dry run for the module: (exit code, stdout, output folder). Minutes on a shared 2-core box."""
+    """One --dry run for the module: (exit code, stdout, output folder). Minutes on a shared 2-core box: the
+    GPU run's --budget (420 s) would skip the last steps there, so a test has none (an hour)."""
     out = tmp_path_factory.mktemp("gpu_check")
-    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--dry", f"--out={out}"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "bench/gpu_check.py", "--dry", f"--out={out}", "--budget=3600"], cwd=ROOT,
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return done.returncode, done.stdout + done.stderr, out
 

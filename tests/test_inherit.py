@@ -25,17 +25,14 @@ from model import ModelConfig, Transformer, load_checkpoint, load_model, model_c
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--calib_batches=2", "--eval_batches=1", "--batch_size=2", "--seq_len=16", "--mask_steps=5"]
-LINES = ["To be, or not to be, that is the question.", "All the world's a stage.",
-         "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")     # tests/conftest.py: tiny models run on one thread
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    docs = ["\n".join(LINES[(i + j) % 4] for j in range(40)) for i in range(12)]
-    return make_shards(tmp_path_factory.mktemp("corpus"), docs, K=300)
+def data(four_lines):
+    return four_lines                                   # tests/conftest.py: built once a run
 
 
 @pytest.fixture(scope="module")

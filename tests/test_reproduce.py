@@ -1,14 +1,14 @@
 """reproduce.py: the statistics (pooled σ, paired Δ and SE, the seed rule), verdict wording from the numbers,
-one-line errors, a partial run never clobbering the full page, Ctrl-C; and (slow) the whole script on a toy
+study 6's zero-shot rows (baselines, margin, below chance) on synthetic numbers, one-line errors, a partial
+run never clobbering the full page, Ctrl-C, sh() on a real process; and (slow) the whole script on a toy
 budget, its scripts run in-process: every study's section, verdicts re-derived from the page's numbers, and a
-rerun (real processes) that retrains nothing but resumes the one interrupted run."""
+rerun that retrains nothing but resumes the one interrupted run."""
 import argparse
 import contextlib
 import json
 import math
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -89,6 +89,28 @@ def verdict_follows(line):
                     "Inconclusive at this scale")
 
 
+def test_zero_shot_rows_show_the_baselines_and_never_call_a_score_below_chance_noise():
+    # by hand: boolq base 0.30 is 0.20 under chance, > 2 x 0.046 -> below; Pro 0.62: 0.12 > 2 x 0.048 -> above;
+    # piqa base 0.52: 0.02 < 2 x 0.05 -> within; Pro 0.70: 0.20 > 2 x 0.046 -> above. Margin SE: hypot(0.1, 0.1)
+    base = {"boolq": {"n": 100, "acc": 0.30, "acc_stderr": 0.046, "chance": 0.5, "label_prior": 0.7, "shortest": 0.5,
+                      "margin": -0.5, "margin_stderr": 0.1},
+            "piqa": {"n": 100, "acc": 0.52, "acc_stderr": 0.05, "chance": 0.5}}      # eval.py without the new keys
+    pro = {"boolq": {"n": 100, "acc": 0.62, "acc_stderr": 0.048, "chance": 0.5, "margin": 0.1, "margin_stderr": 0.1},
+           "piqa": {"n": 100, "acc": 0.70, "acc_stderr": 0.046, "chance": 0.5}}
+    rows, sentence = reproduce.zero_shot(base, pro)
+    assert rows == [["boolq acc (n=100)", "0.500", "0.700", "0.500", "0.300 ± 0.046 ▼", "0.620 ± 0.048 ▲"],
+                    ["boolq margin, nats (n=100)", "–", "–", "Pro − baseline: +0.600 ± 0.141", "-0.500 ± 0.100",
+                     "0.100 ± 0.100"],
+                    ["piqa acc (n=100)", "0.500", "–", "–", "0.520 ± 0.050", "0.700 ± 0.046 ▲"]]
+    assert sentence.startswith("2 of 4 scores lie more than 2 SE above chance (▲); 1 more than 2 SE below (▼): "
+                               "not noise")
+    assert sentence.endswith("the other 1 are within 2 SE of chance: noise here.")
+    assert sentence.count("noise") == 2            # "not noise" for the one below; "noise" only for those within
+    # nothing below chance: no sentence about it; a task the other arm lacks is left out
+    rows, sentence = reproduce.zero_shot({"piqa": base["piqa"], "sciq": base["piqa"]}, {"piqa": pro["piqa"]})
+    assert len(rows) == 1 and "below" not in sentence and sentence.startswith("1 of 2 scores")
+
+
 @pytest.mark.parametrize("argv, messages", [
     (["--only=tokeniser"], ["--only: unknown study 'tokeniser'"]),
     (["--scale=0"], ["--scale must be in (0, 4]"]),
@@ -143,13 +165,16 @@ def test_a_finished_run_made_by_other_options_is_refused_not_reused(tmp_path, mo
 
 
 # ---- the whole script on a toy budget ---------------------------------------------------------------
-# Every study function runs end to end on the real scripts, at --scale=0.01 (2 steps a run) with each
-# study's grid cut to the rows its code needs (one or two of each kind), and the scripts run IN this
-# process (runpy, their own argv): a Python + torch start costs 3-5 s, and the toy run calls 47
-# scripts (15 train.py, 20 eval.py, 4 inherit.py, 4 tokenizer_compress.py, 4 prepare.py). The rerun
-# afterwards uses real processes (2), so the subprocess path is tested too.
-TOY_GRIDS = dict(VOCABS=("1k", "8k"), SHAPES={k: reproduce.SHAPES[k] for k in ("base 4x128", "deep-thin 12x96")},
-                 LR_SWEEP=(1,), LAYERS=("first",), WIDTHS=("l1",), ROUND2={}, BATCHES=(8,), POWERS=(0, 0.5))
+# Every study function runs end to end on the real scripts, at --scale=0.001 (2 steps a run; a 12 KB corpus) with each
+# study's grid cut to the rows its code needs (one or two of each kind), models of 2-4 layers of 32-64
+# channels and steps of 4 x 32 tokens (the code paths are the same; only the arithmetic shrinks), and the
+# scripts run IN this process (runpy, their own argv): a Python + torch start costs 3-5 s, and the toy run
+# calls 47 scripts (15 train.py, 20 eval.py, 4 inherit.py, 4 tokenizer_compress.py, 4 prepare.py), the rerun
+# 2 more. The real subprocess path (sh) has its own test with a tiny script.
+TOY_SHAPES = dict(BASE=(2, 32, 2, 8 / 3), DEEP=(3, 48, 3, 8 / 3), SOURCE=(4, 64, 4, 8 / 3))   # heads of 16
+TOY_GRIDS = dict(VOCABS=("1k", "8k"), LR_SWEEP=(1,), LAYERS=("first",), WIDTHS=("l1",), ROUND2={}, BATCHES=(2,),
+                 POWERS=(0, 0.5), BATCH=4, SEQ=32, SHAPES={"base 4x128": TOY_SHAPES["BASE"],
+                                                           "deep-thin 12x96": TOY_SHAPES["DEEP"]}, **TOY_SHAPES)
 TOY_ROWS = {"1. Compact tokenizer": 3, "2. Architecture tweak": 2, "3. Parameter inheritance": 4,
             "4. Multiple-round training": 3, "5. Batch size and learning rate": 1, "6. All together": 1}
 
@@ -181,7 +206,7 @@ def in_process(calls):
 def toy(tmp_path_factory, one_thread):
     import curves
     tmp, calls = tmp_path_factory.mktemp("reproduce"), []
-    argv = ["--quick", "--scale=0.01", f"--work={tmp / 'work'}", f"--page={tmp / 'docs' / 'RESULTS.md'}"]
+    argv = ["--quick", "--scale=0.001", f"--work={tmp / 'work'}", f"--page={tmp / 'docs' / 'RESULTS.md'}"]
     with toy_grids() as mp:
         mp.setattr(reproduce.subprocess, "call", in_process(calls))
         mp.setattr(curves, "draw", lambda *a, **k: None)      # train.py's curves.png: matplotlib per eval
@@ -205,7 +230,7 @@ def toy_grids():
 def test_toy_run_writes_every_study_with_claim_table_plot_and_verdict(toy):
     tmp, _, calls = toy
     head, *studies = re.split(r"\n(?=## )", (tmp / "docs" / "RESULTS.md").read_text())
-    assert "`python reproduce.py --quick --scale=0.01" in head and re.search(r"git commit [0-9a-f]{7}", head)
+    assert "`python reproduce.py --quick --scale=0.001" in head and re.search(r"git commit [0-9a-f]{7}", head)
     assert "fixed held-out text" in head and len(studies) == 6 and not (tmp / "docs" / "RESULTS.partial.md").exists()
     for study, (title, n_rows) in zip(studies, TOY_ROWS.items()):
         assert study.startswith("## " + title) and "**Paper**" in study and "PAPER.md" in study, study[:80]
@@ -214,6 +239,9 @@ def test_toy_run_writes_every_study_with_claim_table_plot_and_verdict(toy):
         assert verdict_follows(study.split("**Verdict")[1]), title
         for png in re.findall(r"!\[[^]]*\]\(([^)]+)\)", study):
             assert (tmp / "docs" / png).stat().st_size > 1000, png
+    together = studies[5]                               # study 6: the baselines beside chance, the margin
+    assert "no benchmark files" in together or ("| chance | label prior | shortest answer |" in together and
+                                                 " margin, nats " in together and "within 2 SE of chance" in together)
     # every run scored once on the held-out text; the step-0 students too
     runs = os.listdir(tmp / "work" / "runs")
     assert calls.count("train.py") == len(runs) and calls.count("eval.py") >= len(runs) + 3
@@ -224,20 +252,30 @@ def test_rerun_trains_nothing_and_resumes_an_interrupted_run(toy):
     tmp, argv, _ = toy
     runs = tmp / "work" / "runs"
     results = {d: (runs / d / "result.json").stat().st_mtime_ns for d in os.listdir(runs)}
-    victim = runs / "batch8-r0.5-s1337"                 # "interrupted": its checkpoint is there, no result
+    victim = runs / "batch2-r0.5-s1337"                 # "interrupted": its checkpoint is there, no result
     n_log = len(open(victim / "log.jsonl").readlines())
     (victim / "result.json").unlink()
     (victim / "heldout.json").unlink()
     launched = []
-    real_call = subprocess.call
-
-    def call(cmd, **kw):                                 # real processes, counted
-        launched.append(os.path.basename(cmd[1]))
-        return real_call(cmd, **kw)
     with toy_grids() as mp:
-        mp.setattr(reproduce.subprocess, "call", call)
+        mp.setattr(reproduce.subprocess, "call", in_process(launched))
         reproduce.main(argv)
     after = {d: (runs / d / "result.json").stat().st_mtime_ns for d in os.listdir(runs)}
     assert after.keys() == results.keys() and [d for d in after if after[d] != results[d]] == [victim.name]
     assert launched == ["train.py", "eval.py"]            # the victim resumed and was scored: nothing else
     assert len(open(victim / "log.jsonl").readlines()) == n_log          # resumed at its end: no step re-trained
+
+
+def test_sh_runs_a_real_process_logs_it_and_fails_in_one_line(tmp_path, monkeypatch):
+    """The subprocess path the toy run replaces: a real `python SCRIPT` in the project folder, its output
+    appended to the log; a failure stops with one line naming its last two lines and the log."""
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path)))
+    script, log = tmp_path / "s.py", tmp_path / "logs" / "s.log"
+    script.write_text("import os, sys\nprint(os.getcwd())\nprint('second')\nsys.exit(int(sys.argv[1]))\n")
+    assert reproduce.sh([str(script), "0"], str(log)) == ""
+    assert reproduce.sh([str(script), "3"], str(log), check=False) == f"{reproduce.HERE} | second"
+    with pytest.raises(SystemExit) as e:
+        reproduce.sh([str(script), "4"], str(log))
+    assert str(e.value) == (f"reproduce.py: error: {script} failed (exit 4): {reproduce.HERE} | second (log: {log}); "
+                            "re-run to resume")
+    assert log.read_text().count("second") == 3                               # appended, run after run

@@ -177,6 +177,7 @@ def test_python_merge_matches_tiktoken(compressed, docs):
     assert checked > 20
 
 
+@pytest.mark.slow          # a few seconds: the full suite runs it, the fast lane does not
 def test_merge_unreachable_flags_planted_case_and_passes_full_vocab(base):
     assert tc.merge_unreachable(base) == []                  # a BPE-trained vocabulary: every token reachable
     ranks, bytes_ = base._mergeable_ranks, [base._mergeable_ranks[bytes([b])] for b in range(256)]
@@ -327,6 +328,7 @@ def test_help_shows_defaults(capsys):
 
 
 # ---- the default corpus ---------------------------------------------------------------------------
+@pytest.mark.slow          # a few seconds: the full suite runs it, the fast lane does not
 def test_shakespeare_8k(base, shakespeare):
     docs = shakespeare["train"]
     table = tc.count_corpus(base, docs, "shakespeare")

@@ -12,7 +12,6 @@ import torch
 
 import train
 from data import batches
-from conftest import make_shards
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A small model that runs in seconds, on data encoded with a compact tokenizer (the corpus uses 285 ids).
@@ -21,11 +20,8 @@ SMALL = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--block_size=32", "--batch
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    lines = ["To be, or not to be, that is the question.", "All the world's a stage.",
-             "Now is the winter of our discontent.", "What's in a name? A rose by any other name."]
-    docs = ["\n".join(lines[(i + j) % 4] for j in range(40)) for i in range(12)]
-    return make_shards(tmp_path_factory.mktemp("corpus"), docs, K=300)
+def data(four_lines):
+    return four_lines                                   # tests/conftest.py: built once a run
 
 
 def run(data, out, *args):

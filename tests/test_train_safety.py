@@ -78,7 +78,10 @@ def test_resumed_log_equals_the_uninterrupted_log_in_round_2_with_grad_accum(dat
 
 @pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_without_logging_a_step_twice(data, tmp_path):
-    cmd = [sys.executable, "train.py", f"--data={data}", f"--out_dir={tmp_path}", *SMALL, "--max_iters=60",
+    # train.py as a process, without its curves.png (matplotlib at each of 30 evaluations: most of the run)
+    no_curves = ("import curves, runpy, sys; curves.draw = lambda run_dirs, png_path: None; "
+                 "sys.argv[0] = 'train.py'; runpy.run_path('train.py', run_name='__main__')")
+    cmd = [sys.executable, "-c", no_curves, f"--data={data}", f"--out_dir={tmp_path}", *SMALL, "--max_iters=60",
            "--eval_interval=2", "--log_interval=1"]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -168,6 +171,7 @@ def test_bad_inputs_get_one_line_errors(data, tmp_path, options, message):
     assert not (tmp_path / "out" / "ckpt.pt").exists()                      # refused before any work
 
 
+@pytest.mark.slow          # a few seconds: the full suite runs it, the fast lane does not
 def test_ctrl_c_says_how_to_resume(data, tmp_path):
     r = subprocess.Popen([sys.executable, "train.py", f"--data={data}", f"--out_dir={tmp_path}", *SMALL,
                           "--max_iters=100000"], cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -179,6 +183,7 @@ def test_ctrl_c_says_how_to_resume(data, tmp_path):
     assert r.returncode != 0 and "--init_from=resume" in err and "Traceback" not in err
 
 
+@pytest.mark.draws_curves
 def test_curves_png_after_a_run_and_nothing_fails_without_matplotlib(data, tmp_path, monkeypatch, capsys):
     run(data, tmp_path / "a", "--max_iters=4", "--eval_interval=2")
     png = (tmp_path / "a" / "curves.png").read_bytes()
