@@ -1,7 +1,6 @@
-"""
-curves.py — pictures of training runs: train loss, val loss, val bits per byte and lr against
+"""curves.py — pictures of training runs: train loss, val loss, val bits per byte and lr against
 tokens, read from each run's log.jsonl (train.py), one line per round and per run. train.py redraws
-out_dir/curves.png at every evaluation; compare runs by overlaying them:
+out_dir/curves.png at most once a minute and at each round's end; overlay runs to compare them:
 
     python curves.py out_a out_b --out=cmp.png
 

@@ -1,5 +1,4 @@
-"""
-distributed.py — the scale and run-keeping machinery of train.py: several processes, sharded
+"""distributed.py — the scale and run-keeping machinery of train.py: several processes, sharded
 models, sharded checkpoints, the --dry_run memory plan, RNG states, run folders and checks of a
 checkpoint to continue from. A first reading can skip this file: nothing of the paper is here,
 and on one process every call below is a no-op or a plain PyTorch call. train.py calls it in a

@@ -1,5 +1,4 @@
-"""
-eval.py — measure a nanopangu checkpoint: bits per byte, benchmarks, samples; compare runs' curves.
+"""eval.py — measure a nanopangu checkpoint: bits per byte, benchmarks, samples; compare runs' curves.
 
     python eval.py --ckpt out/ckpt.pt --bpb held_out.txt.gz       # or a prepare.py folder: val.bin
     python eval.py --ckpt out/ckpt.pt --tasks all --limit 200     # the task files present, 200 each

@@ -1,5 +1,4 @@
-"""
-train.py — train a nanopangu model. Reads top to bottom in numbered sections: 1 config, 2 the
+"""train.py — train a nanopangu model. Reads top to bottom in numbered sections: 1 config, 2 the
 paper's training rules (lr ∝ batch^r, warmup + cosine, the round-2 batch selection), 3 data,
 4 model, 5 optimizer, 6 the loop. Processes, DDP/FSDP, sharded checkpoints, run folders and the
 --dry_run plan live in distributed.py: skip it on a first reading.
@@ -70,7 +69,7 @@ class TrainConfig:
     refine: str = "softmax"        # softmax: p = softmax(loss/T) (paper) | topk: hardest | uniform
     refine_temperature: float = 1.0  # T in softmax(loss / T) (official release: 1)
     refine_iters: int = 0          # steps of each later round; 0 = one pass over its selection
-    eval_interval: int = 50        # val loss / bits per byte, checkpoint, curves.png every N steps
+    eval_interval: int = 50        # val loss / bits per byte, checkpoint every N steps (curves.png: <= 1/min)
     eval_iters: int = 20           # val batches per evaluation
     log_interval: int = 10         # log train loss every N steps (the loop's only host syncs)
     sample_tokens: int = 200       # tokens to sample at the end (0 = none)

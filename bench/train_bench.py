@@ -1,6 +1,6 @@
 """Time one training step of our Transformer against nanoGPT's GPT at the same shape, here.
 
-    python bench/train_bench.py --nanogpt=/tmp/nanogpt           # a folder holding nanoGPT's model.py
+    python bench/train_bench.py --nanogpt=/tmp/nanogpt    # a folder holding nanoGPT's model.py
     python bench/train_bench.py --nanogpt=/tmp/nanogpt --profile # + the top ops of one step of each
     python bench/train_bench.py --nanogpt=/tmp/nanogpt --n_layer=4 --n_embd=128 --n_head=4 \\
         --vocab=8192 --seq_len=128 --ffn_multiple=32             # the reproduction studies' shape
@@ -52,7 +52,7 @@ def our_optimizer(model, adamw):
 def build(args):
     """{name: (model, optimizer, flops per token)}: ours and, with --nanogpt, nanoGPT's GPT."""
     torch.manual_seed(0)
-    # ours: the tiny preset's family at the asked shape (SwiGLU hidden 8/3 x C, untied head by default)
+    # ours: the tiny preset's family at the asked shape (SwiGLU hidden 8/3 x C, untied head)
     ours = Transformer(model_config("tiny", n_layer=args.n_layer, n_embd=args.n_embd,
                                     n_head=args.n_head, vocab_size=args.vocab, block_size=args.seq_len,
                                     ffn_multiple=args.ffn_multiple, tie_embeddings=args.tie_embeddings))
@@ -135,7 +135,7 @@ def main(argv=None):
 
     # tokens/s by the wall clock and per CPU-second of this process (the work, whatever the load)
     rates = {(name, clock): [] for name in models for clock in ("wall", "cpu")}
-    names = list(models)                 # each round times every model, order reversed every other round
+    names = list(models)           # each round times every model, order reversed every other round
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else names[::-1]:        # ABBA order: drift hits both
             m, opt, _ = models[name]
