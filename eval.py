@@ -32,9 +32,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-# Benchmark files to items {"requests", "gold", ...}: data/benchmarks.py, plumbing (mc: eval.mc too)
-from data.benchmarks import (TASKS, detect_layout, find_task_file, load_exam, load_task,
-                             mc, read_records)   # noqa: F401
+# Benchmark files to items {"requests", "gold", ...}: data/benchmarks.py (plumbing, skip on a first read)
+from data.benchmarks import TASKS, detect_layout, find_task_file, load_exam, load_task, read_records
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(HERE), "shared", "data", "eval")

@@ -65,11 +65,11 @@ class ModelConfig:
 #                    [code figure]; ours: cl100k_base's 100,277): ~40% in embedding + head.
 #   tiny / small   — CPU: `tiny` learns visibly in minutes on 2 cores; `small` is to inherit from.
 PRESETS = {
-    "tiny": ModelConfig(n_layer=8, n_embd=256, n_head=4, ffn_multiple=64, block_size=256),
-    "small": ModelConfig(n_layer=12, n_embd=512, n_head=8, ffn_multiple=64, block_size=512),
-    "pangu-1b-pro": ModelConfig(n_layer=20, n_embd=1792, n_head=14, ffn_multiple=256, block_size=2048),
+    "tiny":           ModelConfig(n_layer=8, n_embd=256, n_head=4, ffn_multiple=64, block_size=256),
+    "small":          ModelConfig(n_layer=12, n_embd=512, n_head=8, ffn_multiple=64, block_size=512),
+    "pangu-1b-pro":   ModelConfig(n_layer=20, n_embd=1792, n_head=14, ffn_multiple=256, block_size=2048),
     "pangu-1.5b-pro": ModelConfig(n_layer=22, n_embd=2048, n_head=16, ffn_multiple=256, block_size=2048, ffn_ratio=3.5),
-    "baseline-1b": ModelConfig(n_layer=12, n_embd=2048, n_head=16, ffn_multiple=256, block_size=2048),
+    "baseline-1b":    ModelConfig(n_layer=12, n_embd=2048, n_head=16, ffn_multiple=256, block_size=2048),
 }
 # Tokenizer ids of the paper's vocabularies, for `python model.py` and planning without data.
 PRESET_N_VOCAB = {"pangu-1b-pro": 48_001, "pangu-1.5b-pro": 48_001, "baseline-1b": 100_277}
@@ -197,9 +197,9 @@ class Attention(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        C, D = config.n_embd, config.head_dim
+        C, D, Hkv = config.n_embd, config.head_dim, config.kv_heads
         self.q_proj = nn.Linear(C, config.n_head * D, bias=False)
-        self.k_proj, self.v_proj = (nn.Linear(C, config.kv_heads * D, bias=False) for _ in "kv")
+        self.k_proj, self.v_proj = nn.Linear(C, Hkv * D, bias=False), nn.Linear(C, Hkv * D, bias=False)
         self.o_proj = nn.Linear(config.n_head * D, C, bias=False)
 
     def forward(self, x, cos, sin, cache=None):
@@ -228,7 +228,7 @@ class SwiGLU(nn.Module):
     def __init__(self, config):
         super().__init__()
         C, hidden = config.n_embd, config.ffn_hidden
-        self.gate_proj, self.up_proj = (nn.Linear(C, hidden, bias=False) for _ in ("gate", "up"))
+        self.gate_proj, self.up_proj = nn.Linear(C, hidden, bias=False), nn.Linear(C, hidden, bias=False)
         self.down_proj = nn.Linear(hidden, C, bias=False)
 
     def forward(self, x):
@@ -258,7 +258,8 @@ class Block(nn.Module):
 class KVCache:
     """Keys and values of one layer for incremental decoding: (B, Hkv, S, D), filled in place."""
     def __init__(self, B, Hkv, max_len, D, device, dtype):
-        self.k, self.v = (torch.empty(B, Hkv, max_len, D, device=device, dtype=dtype) for _ in "kv")
+        self.k = torch.empty(B, Hkv, max_len, D, device=device, dtype=dtype)
+        self.v = torch.empty_like(self.k)
         self.len = 0
 
     def update(self, k, v):                          # k, v: (B, Hkv, T, D) of T new positions

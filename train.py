@@ -523,9 +523,10 @@ def sample(run, prompt, encoder):
     if encoder:
         weights = distributed.full_state_dict(run.raw_model)      # a collective under FSDP
         if run.rank == 0:
-            sharded = run.cfg.parallel == "fsdp"    # FSDP: sample from a plain copy of the weights
-            sampler = Transformer(run.model_config).to(run.device) if sharded else run.raw_model
-            sampler.load_state_dict(weights)        # without FSDP: its own weights again, a no-op
+            sampler = run.raw_model
+            if run.cfg.parallel == "fsdp":          # sample from a plain copy of the gathered weights
+                sampler = Transformer(run.model_config).to(run.device)
+                sampler.load_state_dict(weights)
             n_new = min(run.cfg.sample_tokens, run.model_config.block_size - len(prompt))
             generator = torch.Generator(run.device).manual_seed(run.cfg.seed)
             out = sampler.generate(torch.tensor([prompt], device=run.device), n_new, temperature=0.8,  # (1, len)

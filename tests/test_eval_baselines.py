@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import eval as ev
+from data.benchmarks import mc
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,10 +42,10 @@ def test_label_prior_and_shortest_by_hand():
     # golds 1, 0, 1, 1, 2: index 1 is the most frequent, 3 of 5 -> label_prior 0.6.
     # shortest (characters; ties: the first): [3, 5] -> 0 (gold 1, miss), [2, 2] -> 0 (gold 0, hit: the tie
     # goes to the first), [7, 4] -> 1 (hit), [1, 9] -> 0 (miss), [1, 5, 5] -> 0 (gold 2, miss) -> 2/5.
-    items = [ev.mc(q, c, g) for q, c, g, _ in ITEMS]
-    items[4] = ev.mc("q4", ["l", "mmmmm", "nnnnn"], 2)
+    items = [mc(q, c, g) for q, c, g, _ in ITEMS]
+    items[4] = mc("q4", ["l", "mmmmm", "nnnnn"], 2)
     assert ev.baselines(items) == {"label_prior": 0.6, "shortest": 0.4}
-    items[4] = ev.mc("q4", ["lllll", "mmmmm", "n"], 2)                  # now the shortest is the gold
+    items[4] = mc("q4", ["lllll", "mmmmm", "n"], 2)                  # now the shortest is the gold
     assert ev.baselines(items)["shortest"] == 0.6
 
 
@@ -155,7 +156,7 @@ def test_benchmarks_module_reads_files_and_knows_no_models():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported and imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
     assert os.path.basename(os.path.dirname(bench.__file__)) == "data"
-    for name in ("TASKS", "load_task", "load_exam", "find_task_file", "detect_layout", "read_records", "mc"):
+    for name in ("TASKS", "load_task", "load_exam", "find_task_file", "detect_layout", "read_records"):
         assert getattr(ev, name) is getattr(bench, name), name
     # it reads a file on its own: a processed record (query, choices, gold) -> the harness's requests
     item = bench.build_items([{"query": "Q", "choices": ["a", "bb"], "gold": 1}], bench.TASKS["arc_easy"][0],
