@@ -4,12 +4,13 @@
     python reproduce.py --quick          # the same studies on a 1/8 budget, one seed: under 10 min
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
-It runs the other scripts as a user would, each in its own process. A finished run
-(<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop (Ctrl-C), restart at will.
+It runs the other scripts as a user would, each in its own process (forked: forks.py). A
+finished run (<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop, restart.
 
 How a verdict is reached (the statistics, in four rules):
 1. Every run is scored on the SAME held-out text (<work>/heldout.txt, 256 KB of held-out books at
-   full scale) by `eval.py --bpb`, so that a difference between runs is the models', not the text's.
+   full scale; study 4: its three domains' held-out ends, 3 x 85 KB) by `eval.py --bpb`, so that a
+   difference between runs is the models', not the text's.
 2. Run-to-run noise σ is pooled over every configuration run with n_i >= 2 seeds:
    σ² = Σ_i Σ_s (x_is - mean_i)² / Σ_i (n_i - 1); the page prints σ with its degrees of freedom.
 3. Two arms are compared by PAIRED differences d_s = arm1(seed s) - arm2(seed s): a seed means the
@@ -19,12 +20,17 @@ How a verdict is reached (the statistics, in four rules):
    gets more seeds (up to --max_seeds) while the rule asks for them; else it is "Inconclusive".
 """
 import argparse, json, math, os, pathlib, platform, re, shutil, subprocess, sys, time, timeit
+from itertools import islice
 
 import numpy as np
+
+from forks import Forks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(os.path.dirname(HERE), "shared", "data")
 CHILDREN = [f"{SHARED}/corpora/gutenberg_children_{split}.txt.gz" for split in ("train", "val")]
+SHAKESPEARE = f"{SHARED}/corpora/tinyshakespeare_input.txt"
+CHINESE = f"{SHARED}/corpora/zh_classic_novels.txt.gz"
 STUDIES = {"tokenizer": "Compact tokenizer", "architecture": "Architecture tweak",
            "inheritance": "Parameter inheritance", "rounds": "Multiple-round training",
            "batch": "Batch size and learning rate", "together": "All together: baseline vs Pro"}
@@ -43,6 +49,12 @@ LAYERS = ("first", "last", "uniform", "importance")     # 3: layer strategies be
 WIDTHS = ("random", "l1", "l2", "activation", "learnable")   # 3: width metrics beside `taylor`
 ROUND2 = {"softmax, T = 0.1": ("softmax", 0.1, 0.5), "top-k hardest": ("topk", 1.0, 0.5),
           "uniform 50%": ("uniform", 1.0, 0.5)}         # 4: besides the paper's draw and all data
+# 4: train text per domain, MB at most (Chinese: ~1 byte a token, not ~4): ~200 batches each, ~600
+# in all. Domains: children's books, Shakespeare, Chinese novels (../shared); else Shakespeare's
+# works by kind ("plays": the rest)
+DOMAIN_MB = (1.8, 1.0, 0.5)
+KINDS = {"histories": ("henry", "richard", "john"),
+         "poems": ("sonnets", "lovers", "passionate", "phoenix", "rape")}
 BATCHES, POWERS = (8, 64), (0, 0.5, 1)                  # 5: batch sizes and r of lr ∝ batch^r
 
 
@@ -74,7 +86,7 @@ def parse_args(argv):
     return o
 
 
-OPTS = None                                        # the parsed options, set by main()
+OPTS = FORKS = None          # the parsed options, set by main(); the script server, started by sh()
 steps = lambda n: max(2, round(n * OPTS.scale))    # a step count at full scale -> this run's
 children = lambda: all(map(os.path.exists, CHILDREN))      # the children's corpus, else Shakespeare
 fail = lambda msg: sys.exit(f"reproduce.py: error: {msg}")  # one line, exit code 1
@@ -88,11 +100,12 @@ curves = lambda variants, x: {v.label: ([c[x] for c in v.res[0]["curve"]],
 
 
 def sh(args, log, check=True):
-    """Run one of the project's scripts in its own process, its output appended to `log`. On
+    """Run one of the project's scripts (forked: forks.py), its output appended to `log`. On
     failure: stop with its last two lines (check), or return them ("" on success)."""
+    global FORKS
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    with open(log, "a") as f:
-        rc = subprocess.call([sys.executable] + args, cwd=HERE, stdout=f, stderr=subprocess.STDOUT)
+    FORKS = FORKS or Forks(HERE)
+    rc = FORKS(args, log)
     tail = " | ".join(open(log).read().strip().splitlines()[-2:]) if rc else ""
     if rc and check:
         fail(f"{args[0]} failed (exit {rc}): {tail} (log: {log}); re-run to resume")
@@ -132,11 +145,48 @@ def heldout():
     return path
 
 
-def tokenizer(vocab):
-    """A compact tokenizer of `vocab` tokens counted on the main train text; full = cl100k_base."""
-    out, log = f"{OPTS.work}/tok/{vocab}.json", f"{OPTS.work}/tok/{vocab}.log"
-    args = ["tokenizer_compress.py", f"--input={OPTS.work}/corpus/main/train.txt", f"--out={out}",
-            f"--out_dir={OPTS.work}/tok"]
+def domains():
+    """Study 4's corpus in work/corpus/domains/: train.txt, the domains one after another, each ONE
+    document (with train.py --contiguous_batches a batch holds one domain; train_docs.npy of its
+    shards says where each starts); NAME.txt, each one's held-out end; val.txt, all of those;
+    domains.json, their names in order. Sizes in UTF-8 bytes (DOMAIN_MB, HELDOUT_BYTES / 3)."""
+    folder = os.path.join(OPTS.work, "corpus", "domains")
+    if not os.path.exists(f"{folder}/domains.json"):
+        from data.corpus import SEPARATOR, fetch_shakespeare, iter_documents
+        held = int(HELDOUT_BYTES / 3 * min(1.0, 2 * OPTS.scale))
+        size = lambda i: int(DOMAIN_MB[i] * 1e6 * OPTS.scale)
+        head = lambda data, n: data[:data.rfind(b"\n", 0, n) + 1] if len(data) > n else data   # lines
+        parts = {}
+        if children() and all(map(os.path.exists, (SHAKESPEARE, CHINESE))):     # ../shared
+            books = lambda f: b"".join(d.encode() + b"\n\n" for d in islice(iter_documents(f), 40))
+            parts["children"] = head(books(CHILDREN[1]), held), head(books(CHILDREN[0]), size(0))
+            whole = {"shakespeare": [open(SHAKESPEARE, encoding="utf-8").read()],
+                     "chinese": iter_documents(CHINESE)}
+        else:                                       # the built-in Shakespeare's works, by kind
+            works = fetch_shakespeare()
+            kind = lambda w: next((k for k, pre in KINDS.items() if w.startswith(pre)), "plays")
+            whole = {k: [t for w, t in works.items() if kind(w) == k] for k in (*KINDS, "plays")}
+        for name, docs in whole.items():          # held out: the end of the text; train: its start
+            data = b"\n\n".join(d.encode() for d in docs)
+            cut = data.find(b"\n", max(0, len(data) - held)) + 1
+            parts[name] = data[cut:], head(data[:cut], size(len(parts)))
+        os.makedirs(folder, exist_ok=True)
+        sep = f"\n{SEPARATOR}\n".encode()         # one document a domain: no separator inside one
+        for name, (val, _) in parts.items():
+            pathlib.Path(f"{folder}/{name}.txt").write_bytes(val)
+        for split, i in (("train", 1), ("val", 0)):
+            text = b"".join(p[i].replace(sep, b"\n\n") + sep for p in parts.values())
+            pathlib.Path(f"{folder}/{split}.txt").write_bytes(text)
+        pathlib.Path(f"{folder}/domains.json").write_text(json.dumps(list(parts)))   # last: done
+    return folder, json.load(open(f"{folder}/domains.json"))
+
+
+def tokenizer(vocab, count_on="main"):
+    """A compact tokenizer of `vocab` tokens counted on a corpus's train text; full: cl100k."""
+    name = vocab if count_on == "main" else f"{count_on}-{vocab}"
+    out, log = f"{OPTS.work}/tok/{name}.json", f"{OPTS.work}/tok/{name}.log"
+    args = ["tokenizer_compress.py", f"--input={OPTS.work}/corpus/{count_on}/train.txt",
+            f"--out={out}", f"--out_dir={OPTS.work}/tok"]
     if vocab != "full" and not os.path.exists(out):
         if tail := sh(args + [f"--vocab={vocab}"], log, check=False):   # a small text keeps fewer
             alive = re.search(r"use --vocab=(\d+)", tail) or fail(f"tokenizer_compress.py failed: {tail} (log: {log})")
@@ -144,19 +194,20 @@ def tokenizer(vocab):
     return "cl100k_base" if vocab == "full" else out
 
 
-def shards(vocab, corpus_dir=None, name=None):
+def shards(vocab, corpus_dir=None, name=None, count_on="main"):
     """data/prepare.py of a corpus slice (default: main) with a tokenizer: (folder, meta)."""
     folder, text = f"{OPTS.work}/data/{name or vocab}", corpus_dir or f"{OPTS.work}/corpus/main"
     if not os.path.exists(f"{folder}/meta.json"):
-        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab)}", f"--input={text}/train.txt",
-            f"--val_input={text}/val.txt", f"--out_dir={folder}", "--overwrite"], folder + ".log")
+        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab, count_on)}", f"--out_dir={folder}",
+            f"--input={text}/train.txt", f"--val_input={text}/val.txt", "--overwrite"], folder + ".log")
     return folder, json.load(open(f"{folder}/meta.json"))
 
 
 # ---- one training run: reused when finished, resumed when interrupted ---------------------------
-def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, **opts):
-    """train.py, then `eval.py --bpb` of its checkpoint: "bpb" (rule 1), the val "curve" [(tokens,
-    train seconds, val bpb)] on train.py's windows (plots, equal-time reads), "tok_s", "params"."""
+def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, texts=None, **opts):
+    """train.py, then `eval.py --bpb` of its checkpoint: "bpb" (rule 1; with `texts` {name: file},
+    "domains" {name: bpb} and "bpb" over all their bytes), the val "curve" [(tokens, train seconds,
+    val bpb)] on train.py's windows (plots, equal-time reads), "tok_s", "params"."""
     out, shape = os.path.join(OPTS.work, "runs", f"{name}-s{seed}"), shape or BASE   # read now: toy
     recipe = repr((n_steps, data, shape, init, sorted(opts.items())))   # what made it, kept by it
     if os.path.exists(f"{out}/result.json"):                           # finished: reused if alike
@@ -164,7 +215,8 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, **op
             return res
         fail(f"{out} was made by other options ({res.get('recipe')}); delete it, or change --work")
     if fork and not os.path.exists(f"{out}/ckpt.pt"):                  # go on from another run
-        shutil.copytree(fork(seed), out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("result.json", "heldout.*"))
+        skip = shutil.ignore_patterns("result.json", "heldout*")                  # not its scores
+        shutil.copytree(fork(seed), out, dirs_exist_ok=True, ignore=skip)
     args = {"data": data if os.path.isdir(data) else shards(data)[0], "out_dir": out, "seed": seed,
             "max_iters": n_steps, "batch_size": BATCH, "seq_len": SEQ, "sample_tokens": 0,
             "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
@@ -183,7 +235,13 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, **op
         else:
             curve.append((r["tokens"], seconds, r["val_bpb"]))
     from model import load_model
-    res = {"curve": curve, "bpb": heldout_bpb(f"{out}/ckpt.pt", f"{out}/heldout.json"), "out": out,
+    scored = {d: evaluate(f"{out}/ckpt.pt", f"{out}/heldout-{d}.json", f"--bpb={t}")["bpb"]
+              for d, t in (texts or {}).items()}        # study 4: each domain's held-out text
+    n_bytes = sum(r["bytes"] for r in scored.values())       # texts: the bpb of all their bytes
+    bpb = sum(r["bpb"] * r["bytes"] for r in scored.values()) / n_bytes if texts else \
+        heldout_bpb(f"{out}/ckpt.pt", f"{out}/heldout.json")
+    res = {"curve": curve, "bpb": bpb, "domains": {d: r["bpb"] for d, r in scored.items()},
+           "out": out,
            "tok_s": float(np.median([r["tok_per_s"] for r in trained])), "recipe": recipe,
            "train_loss": float(np.mean([r["loss"] for r in rows if "loss" in r][-3:])),
            "params": load_model(f"{out}/ckpt.pt")[0].param_count()}
@@ -422,24 +480,44 @@ def study_rounds():
     """Paper (Multiple-Round Training; `../shared/PAPER.md` §5). Tiny models forget; a second round
     on the batches the model finds hardest (drawn with p = softmax(loss), 50% of them [reported])
     helps, and a third adds nothing [reported]."""
-    floor = 0.03 * BATCH * SEQ / (16 * 128)         # MB: 30 KB at 16x128, >= 2 batches at any scale
-    folder, meta = shards("8k", corpus("small", max(floor, 0.35 * OPTS.scale), 1.5 * OPTS.scale), "small")
-    n_batches = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH
-    r1, r2 = 4 * n_batches, n_batches // 2     # round 1: four epochs; round 2: one pass over 50%
-    round1 = dict(data=folder, rounds=2, refine_iters=r2)
-    first = lambda seed: train("rounds-r1", r1, seed, halt_at=r1, **round1)   # a seed's round 1
+    text, names = domains()
+    folder, meta = shards("8k", text, "domains", count_on="domains")
+    n = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH      # N batches: round 1, one pass
+    texts = {d: f"{text}/{d}.txt" for d in names}                    # bpb per domain, and overall
+    base = dict(data=folder, rounds=2, refine_iters=n // 2, contiguous_batches=True, texts=texts)
+    first = lambda seed: train("rounds-r1", n, seed, halt_at=n, **base)     # a seed's round 1
+
+    def fork(seed):     # a seed's round 1, with its model's batch losses once the first arm scored
+        out, scored = first(seed)["out"], f"{OPTS.work}/runs/{vs[0].name}-s{seed}"   # them (reused)
+        if os.path.exists(f"{scored}/result.json"):
+            for f in ("round2_batch_losses.npy", "round2_selection.json"):
+                shutil.copy(f"{scored}/{f}", out)
+        return out
     arms = {"softmax, T = 1 (paper)": ("softmax", 1, 0.5), **ROUND2, "all data": ("uniform", 1, 1)}
-    vs = [Variant(label, f"rounds-{mode}-T{temp:g}-R{rate:g}", r1, refine=mode, sampling_rate=rate,
-                  refine_temperature=temp, fork=lambda seed: first(seed)["out"], **round1)
+    vs = [Variant(label, f"rounds-{mode}-T{temp:g}-R{rate:g}", n, refine=mode, sampling_rate=rate,
+                  refine_temperature=temp, fork=fork, **base)
           for label, (mode, temp, rate) in arms.items()]
     result = decide(vs[0], vs[-1], vs)
-    rows = [["end of round 1", "–", f"{first(OPTS.seed)['bpb']:.3f}"]]
-    rows += [[v.label, f"{int(v.spec['sampling_rate'] * n_batches)} batches", v.cell] for v in vs]
+    # batch i: tokens [i, i + 1) x BATCH x SEQ of train.bin; its domain: the one its middle is in
+    starts = np.load(f"{folder}/train_docs.npy")[:len(names)]          # (domains,) first tokens
+    domain = np.searchsorted(starts, (np.arange(n) + 0.5) * BATCH * SEQ, "right") - 1   # (N,)
+    losses = np.load(f"{vs[0].res[0]['out']}/round2_batch_losses.npy")  # (N,) round 1's model's
+    per = lambda res: [f"{np.mean([r['domains'][d] for r in res]):.3f}" for d in names]
+    r1 = [first(OPTS.seed)]
+    mean_loss = " / ".join(f"{losses[domain == k].mean():.2f}" for k in range(len(names)))
+    rows = [["end of round 1", mean_loss, *per(r1), f"{r1[0]['bpb']:.3f}"]]
+    for v in vs:                    # kept: the first seed's selection, counted per domain
+        kept = np.load(f"{v.res[0]['out']}/round2_selection.npy")
+        rows.append([v.label, " / ".join(map(str, np.bincount(domain[kept], minlength=len(names)))),
+                     *per(v.res), v.cell])
     return section(
-        study_rounds, f"Round 1: {r1} steps, four epochs of a small slice ({n_batches} batches of "
-        f"{BATCH}x{SEQ}), so that forgetting can happen. Round 2: {r2} steps (a fresh schedule), "
-        "one pass over a 50% draw by each rule (uniform: the control) or over all batches.",
-        table(["round 2 on", "drawn from", "held-out bpb"], rows),
+        study_rounds, f"Three domains ({', '.join(names)}) one after another, a batch from one "
+        f"(`--contiguous_batches`). Round 1: one pass over the {n} batches of {BATCH}x{SEQ}; "
+        f"round 2: {n // 2} steps (a fresh schedule), one pass over a 50% draw by each rule "
+        "(uniform: the control) or all batches at equal steps. Held-out bpb: each domain's "
+        "held-out end, and all three.",
+        table(["round 2 on", f"batches kept ({' / '.join(names)}); round 1: mean loss",
+               *(f"bpb {d}" for d in names), "held-out bpb"], rows),
         verdict("softmax T = 1 vs all data", result, "the softmax-refined half beats all data.",
                 "all data is as good or better."))
 

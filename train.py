@@ -52,6 +52,7 @@ class TrainConfig:
     batch_size: int = 16           # sequences per micro-step, all ranks (each: B/world)
     grad_accum: int = 1            # micro-steps per optimizer step
     seq_len: int = 0               # training sequence length; 0 = the model's block_size
+    contiguous_batches: bool = False  # batch i = the i-th stretch of train.bin; else a mix
     # optimizer: AdamW, linear warmup, cosine decay to a floor (../shared/PAPER.md §4 [code])
     lr: float = 3e-3               # peak learning rate, before batch-size scaling
     min_lr_ratio: float = 0.1      # cosine decay floor as a fraction of the peak lr
@@ -228,7 +229,8 @@ def refined_batches(run, round_number):
     the previous round's final model (scored in its grad_accum x world parts, as trained), then
     select_batches. Files out_dir/round{r}_*: batch_losses.npy (all-reduced and saved every 64
     batches: an interrupted pass resumes), selection.npy, selection.json, whose `owner` (run id,
-    options) keeps files of another run or other options from being reused."""
+    options) keeps files of another run or other options from being reused. The losses need only
+    the same run and batches: a copy of the run that chooses otherwise does not score again."""
     cfg, data = run.cfg, run.train_data
     prefix = os.path.join(cfg.out_dir, f"round{round_number}")
     owner = {"run_id": run.run_id, "refine": cfg.refine, "sampling_rate": cfg.sampling_rate,
@@ -238,6 +240,8 @@ def refined_batches(run, round_number):
     ours = isinstance(summary, dict) and summary.get("owner") == owner
     if ours and "selected" in summary and os.path.exists(prefix + "_selection.npy"):
         return np.load(prefix + "_selection.npy")                         # selected before a halt
+    was = summary.get("owner") if isinstance(summary, dict) else None     # same run and batches
+    ours = isinstance(was, dict) and [was.get("run_id"), was.get("batches")] == [run.run_id, data.n]
     ours = ours and os.path.exists(prefix + "_batch_losses.npy")
     losses = np.load(prefix + "_batch_losses.npy") if ours else np.full(data.n, np.nan)   # (N,)
     todo, parts = np.flatnonzero(np.isnan(losses)), cfg.grad_accum * run.world   # NaN: not scored
@@ -358,8 +362,8 @@ def log_train(run, progress, lr, bar):
 
 def evaluate_and_save(run, progress, bar, last=False):
     """An eval row of log.jsonl, the checkpoint out_dir/ckpt.pt and, if matplotlib is installed,
-    curves.png, redrawn at most once a minute and at the end of each round: matplotlib takes ~1-2 s
-    a draw, which would double a small CPU run that evaluates every few steps."""
+    curves.png, drawn at most once a minute (the first a minute in) and at each round's end:
+    a draw takes ~1-2 s, which would double a small CPU run that evaluates every few steps."""
     val_loss, val_bpb = evaluate(run)
     progress.best_val_loss = min(progress.best_val_loss, val_loss)
     if run.rank == 0:
@@ -406,9 +410,10 @@ def main(argv):
     if cfg.dry_run:
         world = int(os.environ.get("WORLD_SIZE", cfg.nproc))    # torchrun's, or --nproc
         return distributed.memory_plan(cfg, model_overrides, world)
-    rank, world, device = distributed.compute_init(cfg.device, cfg.parallel)
+    world = int(os.environ.get("WORLD_SIZE", 1))      # torchrun's: checked before joining its group
     if cfg.batch_size % world:
         raise ValueError(f"--batch_size={cfg.batch_size} is not divisible by the {world} processes: use a multiple")
+    rank, world, device = distributed.compute_init(cfg.device, cfg.parallel)
     torch.manual_seed(cfg.seed)         # the same initial weights on every rank
     meta, ckpt = load_meta(cfg.data), None
     if cfg.init_from == "scratch":      # a preset (+ overrides), the data's vocabulary padded to 64
@@ -427,7 +432,8 @@ def main(argv):
     # select and revisit batches by their ids, and a resume finds the exact batch it stopped at.
     shards = {"dtype": meta["dtype"], "seq_len": T, "seed": cfg.seed, "n_vocab": meta["tokenizer"]["n_vocab"]}
     rows = cfg.batch_size * cfg.grad_accum
-    train_data = Batches(os.path.join(cfg.data, "train.bin"), batch=rows, **shards)
+    train_data = Batches(os.path.join(cfg.data, "train.bin"), batch=rows, **shards,
+                         contiguous=cfg.contiguous_batches)
     # val batches: up to 8 sequences (a cheap forward), at least one per rank, a multiple of world
     val_rows = world * max(1, min(cfg.batch_size, 8) // world)
     val_data = Batches(os.path.join(cfg.data, "val.bin"), batch=val_rows, **shards)
@@ -451,8 +457,9 @@ def main(argv):
         distributed.set_rng_state(ckpt["rng"])
         progress.load(ckpt, cfg.max_iters, batch_tokens)
     run = SimpleNamespace(
-        cfg=cfg, meta=meta, model_config=config, model=model, raw_model=raw_model, drawn_at=0.0,
-        optimizer=optimizer, train_data=train_data, val_data=val_data, device=device, cuda=cuda,
+        cfg=cfg, meta=meta, model_config=config, model=model, raw_model=raw_model, cuda=cuda,
+        optimizer=optimizer, train_data=train_data, val_data=val_data, device=device,
+        drawn_at=time.time(),           # curves.png: the first a minute in
         autocast=autocast, rank=rank, world=world, peak_lr=peak_lr, batch_tokens=batch_tokens,
         flops_per_step=raw_model.flops_per_token(T) * batch_tokens / world,   # per rank
         peak_flops=device_peak_flops(device),       # datasheet peak; None on CPU (no MFU shown)

@@ -54,13 +54,15 @@ class Batches:
     """A split cut into sequences of seq_len+1 tokens (one's last target is the next one's first
     input), shuffled by permute() (a stored permutation of a trillion tokens: ~4 GB per rank) into N
     batches of `batch` sequences: one OPTIMIZER step (batch_size x grad_accum). Micro-step m of DDP
-    rank r reads part m*world + r of a batch: 8x1, 4x2 and 2 ranks x 4 train on the same sequences."""
+    rank r reads part m*world + r of a batch: 8x1, 4x2 and 2 ranks x 4 train on the same sequences.
+    contiguous: batch i is the i-th stretch of the split instead (one document or domain a batch)."""
 
-    def __init__(self, path, dtype, seq_len, batch, seed, n_vocab=None):
+    def __init__(self, path, dtype, seq_len, batch, seed, n_vocab=None, contiguous=False):
         self.tokens = np.memmap(path, dtype=dtype, mode="r")
         if n_vocab and len(self.tokens) <= 2 ** 30 and self.tokens.max() >= n_vocab:  # 2 GB: <1 s
             raise ValueError(f"{path} holds ids >= its tokenizer's {n_vocab}: re-run data/prepare.py")
         self.T, self.B, self.seed, self.key = seq_len, batch, seed, perm_key(seed)
+        self.contiguous = contiguous
         self.n_seq = (len(self.tokens) - 1) // seq_len             # -1: the last token is no input
         self.n = self.n_seq // batch                                # N: number of batches
         if self.n == 0:
@@ -70,7 +72,8 @@ class Batches:
     def rows(self, batch_id, part=0, parts=1):
         """(inputs, targets), each (B/parts, T) int64: part `part` of `parts` of batch `batch_id`."""
         lo, hi = (batch_id * self.B + p * self.B // parts for p in (part, part + 1))  # b = hi - lo
-        seqs, T = permute(np.arange(lo, hi), self.n_seq, self.key), self.T   # (b,) shuffled seqs
+        seqs, T = np.arange(lo, hi), self.T                                   # (b,) sequence ids
+        seqs = seqs if self.contiguous else permute(seqs, self.n_seq, self.key)   # shuffled
         x = np.stack([self.tokens[s * T:s * T + T + 1] for s in seqs]).astype(np.int64)  # (b, T+1)
         return torch.from_numpy(x[:, :-1]), torch.from_numpy(x[:, 1:])   # targets: shifted by one
 

@@ -1,6 +1,7 @@
 # Shared test setup: the repo root on sys.path (tests import the scripts as modules), Triton in interpreter
 # mode (CI has no GPU; kernels are tested on CPU tensors), and one thread (determinism, speed).
 import os
+import subprocess
 import sys
 
 import pytest
@@ -14,6 +15,35 @@ import torch  # noqa: E402
 # One thread for the whole run: the tests' models are tiny, and two OpenMP threads that wait for each other on a
 # shared or busy machine made their small ops 10-20x slower (test_rounds.py: 96 s of CPU with two; see one_thread).
 torch.set_num_threads(1)
+
+# `python SCRIPT ARGS` for the tests of a script as a command (the `script` fixture): forked from one interpreter
+# that imported torch & co. (forks.py), ~0.1 s a command instead of ~5 s. Started before collection, so
+# that its imports overlap it.
+FORKS = []
+
+
+def pytest_sessionstart(session):
+    from forks import Forks
+    FORKS.append(Forks(ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}))
+
+
+def pytest_sessionfinish(session):
+    for forks in FORKS:
+        forks.close()
+
+
+@pytest.fixture(scope="session")
+def script(tmp_path_factory):
+    """script(*argv, cwd=ROOT) -> subprocess.CompletedProcess (returncode, stdout, stderr) of `python *argv`."""
+    folder = tmp_path_factory.mktemp("script")
+
+    def run(*argv, cwd=ROOT):
+        out, err = folder / "stdout.txt", folder / "stderr.txt"
+        out.write_text(""), err.write_text("")
+        code = FORKS[0](list(map(str, argv)), out, err, cwd=cwd)
+        return subprocess.CompletedProcess(argv, code, out.read_text(), err.read_text())
+    return run
+
 
 # The real corpora and benchmark files beside the project (CI has them); tests that read them say so.
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")

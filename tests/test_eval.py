@@ -5,8 +5,6 @@ import gzip
 import json
 import math
 import os
-import subprocess
-import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -406,6 +404,7 @@ def test_random_model_scores_at_chance(enc):
 # ------------------------------------------------------------------------------------------------
 # Command line, errors, samples.
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow                      # end to end: train.py, then eval.py
 def test_eval_reads_a_checkpoint_train_wrote(four_lines, tmp_path, capsys):
     # train.py -> ckpt.pt -> eval.py: a compact tokenizer (300 ids, 320 head rows: 20 padding rows),
     # recorded by path. Expected values come from a plain forward of the weights read with torch.load.
@@ -486,11 +485,12 @@ def test_cli_errors(ckpt, tmp_path):
         ev.main(["--ckpt", ckpt, "--bpb", str(tmp_path / "missing.txt")])
 
 
-def test_help_and_import_have_no_side_effects(capsys):
+def test_help_and_import_have_no_side_effects(capsys, script, tmp_path):
     with pytest.raises(SystemExit) as e:
         ev.main(["--help"])
     assert e.value.code == 0 and "(default: 16)" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-c", "import eval"], cwd=REPO, capture_output=True, text=True)
+    (tmp_path / "imports.py").write_text(f"import sys\nsys.path.insert(0, {REPO!r})\nimport eval\n")
+    done = script(tmp_path / "imports.py", cwd=tmp_path)                 # nothing printed, nothing written
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
 
 

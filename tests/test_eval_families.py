@@ -167,6 +167,7 @@ class Evil:
         return os.system, (f"echo pwned > {self.sentinel}",)
 
 
+@pytest.mark.slow                      # end to end: eval.py's command line, case after case
 def test_cli_bad_inputs(ckpt, tmp_path, monkeypatch):
     enc = load_tokenizer("cl100k_base")
     evil, sentinel = tmp_path / "evil.pt", tmp_path / "PWNED"

@@ -8,7 +8,6 @@ import inspect
 import json
 import os
 import random
-import subprocess
 import sys
 from dataclasses import asdict
 
@@ -179,11 +178,12 @@ def test_export_directory_and_errors(tokenizers, tmp_path, capsys):
     assert not any(f.endswith(".tmp") for f in os.listdir(out))
 
 
-def test_help_and_import_have_no_side_effects(capsys):
+def test_help_and_import_have_no_side_effects(capsys, script, tmp_path):
     with pytest.raises(SystemExit) as e:
         export.main(["--help"])
     assert e.value.code == 0 and "(default: float32)" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-c", "import export"], cwd=REPO, capture_output=True, text=True)
+    (tmp_path / "imports.py").write_text(f"import sys\nsys.path.insert(0, {REPO!r})\nimport export\n")
+    done = script(tmp_path / "imports.py", cwd=tmp_path)                 # nothing printed, nothing written
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
 
 

@@ -8,8 +8,6 @@ import math
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -120,6 +118,7 @@ def test_layer_strategies_keep_the_documented_layers(data, tmp_path, layers, n, 
         assert torch.equal(out["model"][f"layers.{j}.ffn.up_proj.weight"], sd[f"layers.{l}.ffn.up_proj.weight"])
 
 
+@pytest.mark.slow                      # end to end: a source trained first (the `trained` fixture)
 def test_importance_keeps_the_layers_that_matter(data, trained, tmp_path):
     ckpt = load_checkpoint(trained)
     for l in (1, 2):                  # layers 1 and 2 now add nothing to the residual stream: skipping one changes
@@ -130,6 +129,7 @@ def test_importance_keeps_the_layers_that_matter(data, trained, tmp_path):
     assert out["inherited_from"]["layers"] == [0, 3]
 
 
+@pytest.mark.slow                      # end to end: a source trained first (the `trained` fixture)
 def test_learnable_reaches_the_requested_sizes_exactly(data, trained, tmp_path):
     out = run(trained, data, tmp_path / "s.pt", "--width=learnable", "--n_layer=3", "--n_embd=48", "--ffn_ratio=1.5")
     c = out["model_config"]
@@ -244,6 +244,7 @@ def test_calibration_uses_only_the_end_of_the_train_split(data, tmp_path):
 
 
 # ---- on real text: every informed criterion starts below a random init of the same shape -------------------
+@pytest.mark.slow                      # end to end: a source trained first (the `trained` fixture)
 def test_inherited_students_start_better_than_random_init(data, trained, tmp_path):
     torch.manual_seed(0)
     shape = ["--n_layer=2", "--n_embd=32", "--ffn_ratio=2"]
@@ -317,7 +318,7 @@ def test_bad_targets_are_refused(data, tmp_path, args, msg):
     assert not os.path.exists(tmp_path / "s.pt")
 
 
-def test_errors_are_one_line(data, tmp_path, capsys):
+def test_errors_are_one_line(data, tmp_path, capsys, script):
     src = random_source(data, tmp_path / "src.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
@@ -344,9 +345,7 @@ def test_errors_are_one_line(data, tmp_path, capsys):
             inherit.main([f"--out={tmp_path / 's.pt'}", f"--calib={data}", *FAST, *args])
         assert str(e.value).startswith("inherit.py: error: ") and msg in str(e.value) and "\n" not in str(e.value), args
     # as a command: stderr is that one line; --help lists every option with its default
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "inherit.py", f"--src={tmp_path / 'foreign.pt'}", f"--out={tmp_path / 's.pt'}",
-                        f"--calib={data}"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    r = script("inherit.py", f"--src={tmp_path / 'foreign.pt'}", f"--out={tmp_path / 's.pt'}", f"--calib={data}")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not a nanopangu checkpoint" in r.stderr, r.stderr
     capsys.readouterr()
     with pytest.raises(SystemExit):

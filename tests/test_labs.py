@@ -5,8 +5,6 @@ module, in process (fast); one test runs the command line itself."""
 import importlib.util
 import math
 import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -269,10 +267,8 @@ def test_the_gpu_lab_is_skipped_with_its_reason_on_a_cpu_machine(monkeypatch, ca
     assert "SKIP  no CUDA GPU here" in capsys.readouterr().out
 
 
-def test_the_command_line_exits_1_with_the_reason_for_a_skeleton():
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "labs/grade.py", "lr_schedule"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+def test_the_command_line_exits_1_with_the_reason_for_a_skeleton(script):
+    done = script("labs/grade.py", "lr_schedule")
     output = done.stdout + done.stderr
     assert done.returncode == 1 and "FAIL  warmup + cosine" in output, output
     assert "not implemented yet" in output and "Traceback" not in output, output

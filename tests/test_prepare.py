@@ -3,8 +3,6 @@ clear errors."""
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -80,6 +78,7 @@ def test_documents_do_not_depend_on_the_read_block(tmp_path, block):
     assert list(iter_documents(str(tmp_path / "x.jsonl"), block)) == ["a 中文", "b\nc"]
 
 
+@pytest.mark.slow                      # end to end: four runs of prepare
 def test_rerun_reuses_and_other_text_or_tokenizer_is_refused(tmp_path, capsys):
     src = str(tmp_path / "a.txt")
     write_corpus(src)
@@ -170,9 +169,8 @@ def test_bad_jsonl_line(tmp_path):
         list(iter_documents(str(tmp_path / "x.jsonl")))
 
 
-def test_cli_error_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "data/prepare.py", "--input", str(tmp_path / "missing.txt")],
-                       capture_output=True, text=True, cwd=ROOT)
+def test_cli_error_is_one_line(tmp_path, script):
+    r = script("data/prepare.py", "--input", tmp_path / "missing.txt")
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
 
 

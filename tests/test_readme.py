@@ -6,10 +6,8 @@ import io
 import json
 import os
 import re
-import select
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -35,8 +33,9 @@ MINI = {
     # nanoGPT is not here (no internet): "--nanogpt=" (ours only) wins over the README's PATH
     "bench/train_bench.py": ["--nanogpt=", "--n_layer=1", "--n_embd=32", "--n_head=2", "--vocab=64", "--batch_size=2",
                              "--seq_len=8", "--steps=1", "--rounds=1"],
-    # all studies: tests/test_reproduce.py; one work folder, so the second command reuses the first's runs, and
-    # one seed an arm (without --max_seeds=1 the 8σ²/Δ² rule gave `python reproduce.py` 3: 14 minutes under load)
+    # all studies: tests/test_reproduce.py (in-process); here the rounds study (forks, halts, resumes: ~1 min) in
+    # one work folder, so the second command reuses the first's runs, and one seed an arm (else the 8σ²/Δ² rule
+    # asks for more: 14 minutes under load)
     "reproduce.py": ["--only=rounds", "--scale=0.01", "--seeds=1", "--max_seeds=1", "--work=out_reproduce_mini"],
 }
 # README commands that are not run: setting up the environment, and the test command itself.
@@ -141,78 +140,23 @@ def repo(tmp_path_factory, shakespeare_cache):
     return dst
 
 
-# `python SCRIPT ARGS`, minus ~5 s of CPU a command: torch, numpy, tiktoken, torch._dynamo (AdamW's first
-# step imports it) and matplotlib are imported once here, and each command runs in a fork of this process as the
-# interpreter would run it: a fresh __main__, its sys.argv, its folder first on sys.path, its own cwd, stdout and
-# stderr, its exit code. Safe to fork: the process holds no thread then, and has imported nothing of the repo
-# (sys.path[0] goes), so each command reads the repo copy's code afresh.
-PRELOADED = r"""
-import json, os, runpy, sys
-sys.path.pop(0)
-import numpy, tiktoken, torch, torch._dynamo, tqdm
-try:
-    import matplotlib.figure, matplotlib.backends.backend_agg   # train.py's curves.png, eval.py --plot
-except ImportError:
-    pass
-for line in sys.stdin:
-    argv, cwd, out, err = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        for fd, path in ((0, os.devnull), (1, out), (2, err)):
-            os.dup2(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC if fd else os.O_RDONLY), fd)
-        sys.argv, sys.path[:0] = argv, [os.path.dirname(os.path.abspath(argv[0]))]
-        runpy.run_path(argv[0], run_name="__main__")   # an exception or sys.exit ends this child as python would
-        sys.exit(0)
-    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
-"""
+# `python SCRIPT ARGS`, minus ~5 s of CPU a command: forked from a script server (forks.py, tested in
+# test_forks.py), which imported torch & co. once; each command reads the repo copy's code afresh.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
-
-
-def preloaded(cwd):
-    """run(argv) -> (exit code, stdout, stderr) of `python *argv` in cwd, forked from PRELOADED; then run.stop()."""
-    server = subprocess.Popen([sys.executable, "-c", PRELOADED], cwd=cwd, env=ENV, text=True, start_new_session=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-    def run(argv):
-        out, err = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt"
-        server.stdin.write(json.dumps([argv, str(cwd), str(out), str(err)]) + "\n")
-        server.stdin.flush()
-        if not select.select([server.stdout], [], [], 1800)[0]:     # a hung command fails, not the run
-            os.killpg(server.pid, signal.SIGKILL)                         # it, the command and its children
-            raise AssertionError(f"README command still running after 1800 s: {argv}")
-        code = server.stdout.readline()
-        assert code, "the preloaded interpreter died (its error is in the captured stderr)"
-        return int(code), out.read_text(), err.read_text()
-    run.stop = lambda: (server.stdin.close(), server.wait())
-    return run
 
 
 @pytest.fixture(scope="module")
 def python(repo):
-    run = preloaded(repo)
+    """run(argv) -> (exit code, stdout, stderr) of `python *argv` in the repo copy."""
+    sys.path.insert(0, ROOT)
+    from forks import Forks
+    forks, out, err = Forks(repo, env=ENV), repo.parent / "stdout.txt", repo.parent / "stderr.txt"
+
+    def run(argv):
+        out.write_text(""), err.write_text("")
+        return forks(argv, out, err), out.read_text(), err.read_text()
     yield run
-    run.stop()
-
-
-@pytest.mark.slow
-def test_a_preloaded_run_is_the_interpreters(tmp_path):
-    """What a script sees and what its caller gets back are those of `python script.py ARGS`."""
-    (tmp_path / "work").mkdir()
-    script = tmp_path / "work" / "s.py"
-    script.write_text("import os, sys\nprint(__name__, sys.argv, sys.path[0], os.getcwd(), 'torch' in globals())\n"
-                      "print('to stderr', file=sys.stderr)\nif sys.argv[1:] == ['boom']: 1 / 0\n"
-                      "sys.exit(int(sys.argv[1]) if sys.argv[1:] else None)\n")
-    run = preloaded(tmp_path / "work")
-    try:
-        for args in ([], ["3"], ["boom"]):
-            real = subprocess.run([sys.executable, "s.py", *args], cwd=tmp_path / "work", env=ENV, capture_output=True,
-                                  text=True)
-            code, out, err = run(["s.py", *args])
-            assert (code, out) == (real.returncode, real.stdout) and err.splitlines()[-1] == real.stderr.splitlines()[-1]
-        assert code == 1 and "ZeroDivisionError" in err
-    finally:
-        run.stop()
+    forks.close()
 
 
 def run_readme(repo, cmd, python):

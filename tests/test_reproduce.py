@@ -16,6 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import reproduce  # noqa: E402
+from forks import Forks  # noqa: E402
 
 
 def fake_runs(monkeypatch, bpb, seeds=2, max_seeds=4):
@@ -180,16 +181,16 @@ TOY_ROWS = {"1. Compact tokenizer": 3, "2. Architecture tweak": 2, "3. Parameter
 
 
 def in_process(calls):
-    """A stand-in for subprocess.call that runs `python SCRIPT ARGS` as runpy in this process, its
-    output to the log file; exit codes as a process would give them. Appends each script to `calls`."""
-    def call(cmd, cwd, stdout, stderr):
+    """A stand-in for forks.Forks that runs `python SCRIPT ARGS` as runpy in this process, its output
+    appended to the log file; exit codes as a process would give them. Appends each script to `calls`."""
+    def call(argv, out, err=None):
         import runpy
         import traceback
-        calls.append(cmd[1])
-        argv, sys.argv, rc = sys.argv, cmd[1:], 0
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stdout):
+        calls.append(argv[0])
+        saved, sys.argv, rc = sys.argv, list(argv), 0
+        with open(out, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
-                runpy.run_path(os.path.join(cwd, cmd[1]), run_name="__main__")
+                runpy.run_path(os.path.join(ROOT, argv[0]), run_name="__main__")
             except SystemExit as e:                     # sys.exit("msg"): msg printed, exit 1
                 print(e.code) if isinstance(e.code, str) else None
                 rc = e.code if isinstance(e.code, int) else int(e.code is not None)
@@ -197,7 +198,7 @@ def in_process(calls):
                 traceback.print_exc()
                 rc = 1
             finally:
-                sys.argv = argv
+                sys.argv = saved
         return rc
     return call
 
@@ -208,7 +209,7 @@ def toy(tmp_path_factory, one_thread):
     tmp, calls = tmp_path_factory.mktemp("reproduce"), []
     argv = ["--quick", "--scale=0.001", f"--work={tmp / 'work'}", f"--page={tmp / 'docs' / 'RESULTS.md'}"]
     with toy_grids() as mp:
-        mp.setattr(reproduce.subprocess, "call", in_process(calls))
+        mp.setattr(reproduce, "FORKS", in_process(calls))
         mp.setattr(curves, "draw", lambda *a, **k: None)      # train.py's curves.png: matplotlib per eval
         reproduce.main(argv)
     return tmp, argv, calls
@@ -222,7 +223,7 @@ def toy_grids():
             mp.setattr(reproduce, name, grid)
         # "full" = cl100k_base: its 100k-row embedding makes one toy step take seconds (and its
         # checkpoint 300 MB); another tokenizer keeps the code path (its own shards and runs)
-        mp.setattr(reproduce, "tokenizer", lambda vocab: tokenizer("1k" if vocab == "full" else vocab))
+        mp.setattr(reproduce, "tokenizer", lambda vocab, *a: tokenizer("1k" if vocab == "full" else vocab, *a))
         yield mp
 
 
@@ -239,12 +240,77 @@ def test_toy_run_writes_every_study_with_claim_table_plot_and_verdict(toy):
         assert verdict_follows(study.split("**Verdict")[1]), title
         for png in re.findall(r"!\[[^]]*\]\(([^)]+)\)", study):
             assert (tmp / "docs" / png).stat().st_size > 1000, png
+    assert says_no_more_than_its_numbers((tmp / "docs" / "RESULTS.md").read_text()) == []
     together = studies[5]                               # study 6: the baselines beside chance, the margin
     assert "no benchmark files" in together or ("| chance | label prior | shortest answer |" in together and
                                                  " margin, nats " in together and "within 2 SE of chance" in together)
     # every run scored once on the held-out text; the step-0 students too
     runs = os.listdir(tmp / "work" / "runs")
     assert calls.count("train.py") == len(runs) and calls.count("eval.py") >= len(runs) + 3
+
+
+def says_no_more_than_its_numbers(page):
+    """What a page's sentences claim against its own tables: each verdict's word from its Δ and SE; study 6's
+    counts of scores above / below / within chance from the ▲ ▼ marks of its rows; study 3's "best first"
+    orders from its held-out bpb column. Returns the sentences that claim more (none: [])."""
+    wrong = [v for v in re.findall(r"\*\*Verdict\*\*.*", page) if not verdict_follows(v)]
+    sections = dict(re.findall(r"^## \d\. (.*?)\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    together = sections.get("All together: baseline vs Pro", "")
+    if counts := re.search(r"(\d+) of (\d+) scores lie more than 2 SE above chance \(▲\)(?:; (\d+) more than 2 SE "
+                           r"below \(▼\))?.*?the other (\d+) are within", together):
+        cells = [c for line in together.splitlines() if line.startswith("| ") and " acc" in line
+                 for c in line.split("|")[-3:-1]]                               # baseline, Pro: the last two
+        above, below = sum("▲" in c for c in cells), sum("▼" in c for c in cells)
+        said = [int(n or 0) for n in counts.groups()]
+        wrong += [counts[0]] * (said != [above, len(cells), below, len(cells) - above - below])
+    inheritance = sections.get("Parameter inheritance", "")
+    bpb = {line.split("|")[1].strip(): float(line.split("|")[3].split()[0]) for line in inheritance.splitlines()
+           if line.startswith("| ") and re.match(r"[\d.]+", line.split("|")[3].strip())}
+    for order, label in ((r"Layers, best first: ([^;]*);", "{}, taylor"), (r"widths: (.*?) \(paper", "edges, {}")):
+        if m := re.search(order, inheritance):
+            values = [bpb[label.format(name)] for name in m[1].split(" < ")]
+            wrong += [m[0]] * (values != sorted(values))
+    return wrong
+
+
+def test_the_committed_page_says_no_more_than_its_numbers():
+    page = open(os.path.join(ROOT, "docs", "RESULTS.md"), encoding="utf-8").read()
+    if "paired differences" not in page:
+        pytest.skip("docs/RESULTS.md predates the verdict rule of reproduce.py (the README says so): regenerate it")
+    assert len(re.findall(r"\*\*Verdict\*\*", page)) == 6 and says_no_more_than_its_numbers(page) == []
+
+
+def test_page_checks_catch_a_sentence_that_says_more():
+    verdict = "**Verdict** (a vs b). **Reproduces** (Δ = -0.010 bpb, SE 0.020, 3 seed(s)): yes."    # |Δ| < 2 SE
+    together = ("## 6. All together: baseline vs Pro\n\n1 of 2 scores lie more than 2 SE above chance (▲); the "
+                "other 1 are within 2 SE of chance: noise here.\n\n| boolq acc (n=9) | 0.5 | – | – | 0.4 ± 0.1 | "
+                "0.5 ± 0.1 |\n")                                     # no ▲ in the table: "1 above" says more
+    inheritance = ("## 3. Parameter inheritance\n\n| edges, taylor | 2.0 | 2.100 (n=3) | – |\n| edges, l1 | 2.0 | "
+                   "2.050 | – |\n\nLayers, best first: edges; widths: taylor < l1 (paper: ...)\n")
+    assert says_no_more_than_its_numbers(verdict) == [verdict]
+    assert len(says_no_more_than_its_numbers(together)) == 1
+    assert says_no_more_than_its_numbers(inheritance) == ["widths: taylor < l1 (paper"]
+    assert says_no_more_than_its_numbers(inheritance.replace("taylor < l1", "l1 < taylor")) == []
+
+
+def test_study_4_domains_without_shared_data_are_shakespeares_works_by_kind(tmp_path, monkeypatch):
+    """Without ../shared: histories, poems, the other plays; each ONE document of train.txt (so contiguous
+    batches hold one kind), its held-out end in NAME.txt, never inside the train text."""
+    import data.corpus
+    works = {"henry_v": "Once more unto the breach.\n" * 400, "sonnets": "Shall I compare thee.\n" * 400,
+             "hamlet": "To be, or not to be.\n" * 200 + "The rest is silence.\n" * 200}
+    monkeypatch.setattr(data.corpus, "fetch_shakespeare", lambda: works)
+    monkeypatch.setattr(reproduce, "children", lambda: False)
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path), scale=0.005))   # 9/5/2.5 KB
+    folder, names = reproduce.domains()
+    assert names == ["histories", "poems", "plays"]
+    train_text = open(f"{folder}/train.txt").read()
+    docs = [d for d in train_text.split("\n<|endoftext|>\n") if d]
+    assert len(docs) == 3 and docs[0].startswith("Once more") and docs[1].startswith("Shall I")
+    held = {n: open(f"{folder}/{n}.txt").read() for n in names}
+    assert held["plays"].startswith("The rest is silence.") and "The rest is silence" not in docs[2]
+    assert all(0 < len(h.encode()) <= 85_334 * 0.01 for h in held.values())     # HELDOUT_BYTES / 3 x 2 x scale
+    assert open(f"{folder}/val.txt").read().count("<|endoftext|>") == 3 and reproduce.domains() == (folder, names)
 
 
 @pytest.mark.slow
@@ -258,7 +324,7 @@ def test_rerun_trains_nothing_and_resumes_an_interrupted_run(toy):
     (victim / "heldout.json").unlink()
     launched = []
     with toy_grids() as mp:
-        mp.setattr(reproduce.subprocess, "call", in_process(launched))
+        mp.setattr(reproduce, "FORKS", in_process(launched))
         reproduce.main(argv)
     after = {d: (runs / d / "result.json").stat().st_mtime_ns for d in os.listdir(runs)}
     assert after.keys() == results.keys() and [d for d in after if after[d] != results[d]] == [victim.name]
@@ -267,15 +333,19 @@ def test_rerun_trains_nothing_and_resumes_an_interrupted_run(toy):
 
 
 def test_sh_runs_a_real_process_logs_it_and_fails_in_one_line(tmp_path, monkeypatch):
-    """The subprocess path the toy run replaces: a real `python SCRIPT` in the project folder, its output
-    appended to the log; a failure stops with one line naming its last two lines and the log."""
+    """The path the toy run replaces: a real `python SCRIPT` in the project folder (forked by the script
+    server), its output appended to the log; a failure stops with one line naming its last two lines and the log."""
     monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path)))
+    monkeypatch.setattr(reproduce, "FORKS", Forks(reproduce.HERE, preload=()))    # no torch import: the mechanism
     script, log = tmp_path / "s.py", tmp_path / "logs" / "s.log"
     script.write_text("import os, sys\nprint(os.getcwd())\nprint('second')\nsys.exit(int(sys.argv[1]))\n")
-    assert reproduce.sh([str(script), "0"], str(log)) == ""
-    assert reproduce.sh([str(script), "3"], str(log), check=False) == f"{reproduce.HERE} | second"
-    with pytest.raises(SystemExit) as e:
-        reproduce.sh([str(script), "4"], str(log))
+    try:
+        assert reproduce.sh([str(script), "0"], str(log)) == ""
+        assert reproduce.sh([str(script), "3"], str(log), check=False) == f"{reproduce.HERE} | second"
+        with pytest.raises(SystemExit) as e:
+            reproduce.sh([str(script), "4"], str(log))
+    finally:
+        reproduce.FORKS.close()
     assert str(e.value) == (f"reproduce.py: error: {script} failed (exit 4): {reproduce.HERE} | second (log: {log}); "
                             "re-run to resume")
     assert log.read_text().count("second") == 3                               # appended, run after run

@@ -172,3 +172,60 @@ def test_resume_across_epoch_boundaries_in_round_1_and_round_2(planted, tmp_path
     a = torch.load(tmp_path / "a" / "round2.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "round2.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_contiguous_batches_are_stretches_of_the_split_in_order(tmp_path):
+    """--contiguous_batches (study 4: one domain a batch): batch i is the i-th stretch of the split, cut into
+    parts as the shuffled default is; the default mixes sequences from all over the split."""
+    path = str(tmp_path / "train.bin")
+    np.arange(1000, dtype=np.uint16).tofile(path)          # token k is k: positions are readable
+    T, B = 10, 4
+    data = batches.Batches(path, "uint16", T, B, 1337, contiguous=True)
+    assert data.n == 24                                     # (1000 - 1) // 10 = 99 sequences, 24 batches of 4
+    for i in (0, 5, data.n - 1):
+        x, y = data.rows(i)                                 # (B, T)
+        assert torch.equal(x.flatten(), torch.arange(i * B * T, (i + 1) * B * T)) and torch.equal(y, x + 1)
+        assert torch.equal(torch.cat([data.rows(i, part, 2)[0] for part in (0, 1)]), x)
+    mixed = batches.Batches(path, "uint16", T, B, 1337)
+    starts = [sorted(mixed.rows(i)[0][:, 0].tolist()) for i in range(mixed.n)]
+    assert sum(s == list(range(s[0], s[0] + B * T, T)) for s in starts) < 2      # not stretches
+
+
+def test_train_reads_contiguous_batches_when_asked(planted, tmp_path, monkeypatch):
+    made, Batches = [], train.Batches
+
+    def spy(path, **k):                      # train.bin's batches, then val.bin's: then stop, nothing trained
+        made.append((os.path.basename(path), k.get("contiguous", False)))
+        if path.endswith("val.bin"):
+            raise InterruptedError
+        return Batches(path, **k)
+    monkeypatch.setattr(train, "Batches", spy)
+    for flag in ("true", "false"):
+        with pytest.raises(InterruptedError):
+            run(planted, tmp_path / flag, f"--contiguous_batches={flag}")
+    assert made == [("train.bin", True), ("val.bin", False), ("train.bin", False), ("val.bin", False)]
+
+
+@pytest.mark.slow                      # five runs
+def test_a_copy_of_a_run_that_chooses_otherwise_reuses_its_batch_losses(planted, tmp_path):
+    """Round 2's batch losses depend on the run's model and batches only (reproduce.py's round-2 arms are
+    copies of one round 1): a copy with other --refine options scores nothing again, and selects anew."""
+    import shutil
+    args = ["--rounds=2", "--max_iters=8", "--refine_iters=2", "--eval_interval=8", "--sampling_rate=0.5"]
+    run(planted, tmp_path / "a", *args, "--halt_at=8")                  # round 1 only
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    run(planted, tmp_path / "a", *args, "--refine=topk", "--init_from=resume")      # scores, picks the hardest
+    losses = np.load(tmp_path / "a" / "round2_batch_losses.npy")
+    planted_losses = losses.max() + losses.min() - losses               # the ranking turned upside down
+    np.save(tmp_path / "b" / "round2_batch_losses.npy", planted_losses)
+    shutil.copy(tmp_path / "a" / "round2_selection.json", tmp_path / "b")
+    run(planted, tmp_path / "b", *args, "--refine=topk", "--refine_temperature=0.5", "--init_from=resume")
+    chosen = np.load(tmp_path / "b" / "round2_selection.npy")
+    assert set(chosen) == set(np.argsort(planted_losses)[-len(chosen):])    # chosen from the reused losses
+    assert json.load(open(tmp_path / "b" / "round2_selection.json"))["temperature"] == 0.5
+    # another run's losses (another run_id) are scored again
+    run(planted, tmp_path / "c", *args, "--halt_at=8")
+    shutil.copy(tmp_path / "b" / "round2_batch_losses.npy", tmp_path / "c")
+    shutil.copy(tmp_path / "b" / "round2_selection.json", tmp_path / "c")
+    run(planted, tmp_path / "c", *args, "--refine=topk", "--init_from=resume")
+    assert not np.array_equal(np.load(tmp_path / "c" / "round2_batch_losses.npy"), planted_losses)

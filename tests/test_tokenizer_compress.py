@@ -290,7 +290,7 @@ def test_cli_pipeline_and_errors(synth_dir, tmp_path, capsys):
         tc.main([f"--input={tmp_path / 'empty.txt'}", f"--out_dir={out_dir}"])
 
 
-@pytest.mark.parametrize("closure", ["true", "false"])
+@pytest.mark.parametrize("closure", [pytest.param("true", marks=pytest.mark.slow), "false"])   # true: slow lane
 def test_suggested_size_is_accepted_and_produced(synth_dir, tmp_path, capsys, closure):
     """The note's --vocab=S (all the corpus keeps alive) is what the next run accepts and produces — the
     refill is path-dependent, so a run starting from the top S candidates used to end smaller than S."""
@@ -309,11 +309,10 @@ def test_suggested_size_is_accepted_and_produced(synth_dir, tmp_path, capsys, cl
     (["--tolerance=-0.5"], "--tolerance=-0.5 must be >= 0"),
     (["--input=NOTGZ"], "is not a valid gzip file"),
 ])
-def test_cli_errors_are_one_line_and_write_nothing(tmp_path, bad, msg):
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, bad, msg, script):
     (tmp_path / "x.txt.gz").write_text("plain text, not gzip\n")
     bad = [b.replace("NOTGZ", str(tmp_path / "x.txt.gz")) for b in bad]
-    r = subprocess.run([sys.executable, "tokenizer_compress.py", f"--out_dir={tmp_path / 'tok'}", "--sizes=300", *bad],
-                       capture_output=True, text=True, cwd=tc.HERE)
+    r = script("tokenizer_compress.py", f"--out_dir={tmp_path / 'tok'}", "--sizes=300", *bad)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
     assert r.stderr.startswith("tokenizer_compress.py: error: ") and msg in r.stderr
     assert not os.path.exists(tmp_path / "tok")
@@ -435,6 +434,7 @@ def cli_cases(synth, tmp):
     ]
 
 
+@pytest.mark.slow                      # end to end: the command line, case after case
 def test_cli_never_destroys_a_tokenizer_and_errors_are_one_line(synth_dir, tmp_path, capsys, monkeypatch):
     """Issue 25: a rerun never rewrites a tokenizer that checkpoints may need; bad paths and inputs get one line."""
     (tmp_path / "tok").mkdir()

@@ -94,9 +94,15 @@ def test_ddp_gloo_two_processes_match_one(data, tmp_path):
         two = [json.loads(line) for line in f]
     for key, loss in train_losses(single).items():      # same data stream, gradients averaged over ranks
         assert train_losses(two)[key] == pytest.approx(loss, rel=1e-4)
-    # each rank reads its own part of every micro-batch: a batch that does not split is refused
-    r = subprocess.run(torchrun + cmd + ["--batch_size=3"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode != 0 and "not divisible by the 2 processes" in r.stderr
+
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused_before_they_meet(data, tmp_path, monkeypatch):
+    """Each rank reads its own part of every micro-batch; torchrun's WORLD_SIZE is read before the process
+    group starts, so the error comes at once (no rank waits for the others)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="--batch_size=3 is not divisible by the 2 processes"):
+        run(data, tmp_path, "--batch_size=3")
 
 
 def rank_logs(log_dir, result):
@@ -171,8 +177,8 @@ def test_config_parsing(tmp_path, capsys):
     assert all(f"--{k}=" in out for k in ("lr", "rounds", "lr_scaling_r", "n_layer", "ffn_ratio", "halt_at"))
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "train.py", f"--data={tmp_path}"], cwd=ROOT, capture_output=True, text=True)
+def test_cli_errors_are_one_line(tmp_path, script):
+    r = script("train.py", f"--data={tmp_path}")
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0 and "prepare.py" in r.stderr
 
 

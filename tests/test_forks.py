@@ -1,0 +1,33 @@
+"""forks.py: a script forked from the preloaded server runs as `python SCRIPT ARGS` would (what it sees, what
+its caller gets back); reproduce.py's use of it: tests/test_reproduce.py (sh), tests/test_readme.py."""
+import os
+import subprocess
+import sys
+
+from forks import Forks
+
+
+def test_a_forked_script_runs_as_the_interpreter_would_run_it(tmp_path):
+    """What a script sees (__main__, argv, sys.path[0], cwd, a fresh namespace) and what its caller gets back
+    (exit code, stdout, stderr, atexit handlers run, buffers flushed), forked or not."""
+    (tmp_path / "work").mkdir()
+    script = tmp_path / "work" / "s.py"
+    script.write_text("import atexit, os, sys\nprint(__name__, sys.argv, sys.path[0], os.getcwd(), 'torch' in globals())\n"
+                      "print('to stderr', file=sys.stderr)\nif sys.argv[1:] == ['boom']: 1 / 0\n"
+                      "atexit.register(print, 'atexit ran')\nprint('unflushed', end='')\n"
+                      "if sys.argv[1:] == ['msg']: sys.exit('failed: a message')\n"
+                      "sys.exit(int(sys.argv[1]) if sys.argv[1:] else None)\n")
+    env = {**os.environ, "PYTHONPATH": ""}
+    forks = Forks(tmp_path / "work", env=env, preload=("json",))
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    try:
+        for args in ([], ["3"], ["msg"], ["boom"]):    # exit 0, an exit code, a message (exit 1), an exception
+            out.write_text(""), err.write_text("")
+            real = subprocess.run([sys.executable, "s.py", *args], cwd=tmp_path / "work", env=env, capture_output=True,
+                                  text=True)
+            code = forks(["s.py", *args], out, err)
+            assert (code, out.read_text()) == (real.returncode, real.stdout)
+            assert err.read_text().splitlines()[-1] == real.stderr.splitlines()[-1]
+        assert code == 1 and "ZeroDivisionError" in err.read_text()
+    finally:
+        forks.close()
