@@ -16,8 +16,9 @@ import sys
 # The server: imports `preload` (its arguments), then forks a child per line of stdin [argv, cwd, out, err]
 # and answers with the child's exit code.
 FORKER = r"""
-import atexit, importlib, json, os, runpy, sys, traceback
+import atexit, importlib, json, os, runpy, signal, sys, traceback
 sys.path.pop(0)
+signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C stops the script and its caller, not this
 for name in sys.argv[1:]:                 # what the scripts import, imported once here
     try:
         importlib.import_module(name)
@@ -26,6 +27,7 @@ for name in sys.argv[1:]:                 # what the scripts import, imported on
 for line in sys.stdin:
     argv, cwd, out, err = json.loads(line)
     if (pid := os.fork()) == 0:
+        signal.signal(signal.SIGINT, signal.default_int_handler)     # the script's: KeyboardInterrupt
         os.chdir(cwd)
         for fd, path in ((0, os.devnull), (1, out), (2, err)):       # output appended to the files
             os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND if fd else os.O_RDONLY), fd)
@@ -55,14 +57,15 @@ class Forks:
     server's), stdout appended to file `out`, stderr to `err` (default: `out`). Linux; elsewhere (no
     safe fork) a new process each."""
     def __init__(self, cwd, env=None, preload=PRELOAD):
-        self.cwd, self.server = str(cwd), sys.platform == "linux" and subprocess.Popen(
+        self.cwd, self.env, self.server = str(cwd), env, sys.platform == "linux" and subprocess.Popen(
             [sys.executable, "-c", FORKER, *preload], cwd=cwd, env=env, text=True, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE)
 
     def __call__(self, argv, out, err=None, cwd=None):
         if not self.server:
             with open(out, "a") as o, open(err or out, "a") as e:
-                return subprocess.call([sys.executable, *argv], cwd=cwd or self.cwd, stdout=o, stderr=e)
+                return subprocess.call([sys.executable, *argv], cwd=cwd or self.cwd, env=self.env, stdout=o,
+                                       stderr=e)
         self.server.stdin.write(json.dumps([argv, str(cwd or self.cwd), str(out), str(err or out)]) + "\n")
         self.server.stdin.flush()
         code = self.server.stdout.readline()        # "": the server died; its error is on stderr

@@ -516,7 +516,7 @@ def study_rounds():
         f"round 2: {n // 2} steps (a fresh schedule), one pass over a 50% draw by each rule "
         "(uniform: the control) or all batches at equal steps. Held-out bpb: each domain's "
         "held-out end, and all three.",
-        table(["round 2 on", f"batches kept ({' / '.join(names)}); round 1: mean loss",
+        table(["round 2 on", f"batches kept, first seed ({' / '.join(names)}); round 1: mean loss",
                *(f"bpb {d}" for d in names), "held-out bpb"], rows),
         verdict("softmax T = 1 vs all data", result, "the softmax-refined half beats all data.",
                 "all data is as good or better."))

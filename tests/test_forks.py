@@ -4,10 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from forks import Forks
 
 
-def test_a_forked_script_runs_as_the_interpreter_would_run_it(tmp_path):
+@pytest.mark.parametrize("platform", ["linux", "darwin"])      # darwin: no fork server, a new process each
+def test_a_forked_script_runs_as_the_interpreter_would_run_it(tmp_path, platform, monkeypatch):
     """What a script sees (__main__, argv, sys.path[0], cwd, a fresh namespace) and what its caller gets back
     (exit code, stdout, stderr, atexit handlers run, buffers flushed), forked or not."""
     (tmp_path / "work").mkdir()
@@ -18,7 +21,9 @@ def test_a_forked_script_runs_as_the_interpreter_would_run_it(tmp_path):
                       "if sys.argv[1:] == ['msg']: sys.exit('failed: a message')\n"
                       "sys.exit(int(sys.argv[1]) if sys.argv[1:] else None)\n")
     env = {**os.environ, "PYTHONPATH": ""}
+    monkeypatch.setattr(sys, "platform", platform)
     forks = Forks(tmp_path / "work", env=env, preload=("json",))
+    assert bool(forks.server) == (platform == "linux")
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     try:
         for args in ([], ["3"], ["msg"], ["boom"]):    # exit 0, an exit code, a message (exit 1), an exception
@@ -29,5 +34,31 @@ def test_a_forked_script_runs_as_the_interpreter_would_run_it(tmp_path):
             assert (code, out.read_text()) == (real.returncode, real.stdout)
             assert err.read_text().splitlines()[-1] == real.stderr.splitlines()[-1]
         assert code == 1 and "ZeroDivisionError" in err.read_text()
+    finally:
+        forks.close()
+
+
+def test_ctrl_c_stops_the_script_and_leaves_the_server_quiet(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group: the script gets KeyboardInterrupt (exit 1, as its
+    caller expects), the server ignores it (no traceback of its own) and runs the next script."""
+    import signal
+    import threading
+    import time
+    (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    (tmp_path / "ok.py").write_text("print('next')\n")
+    forks, out = Forks(tmp_path, preload=()), tmp_path / "out.txt"
+    try:
+        result = []
+        caller = threading.Thread(target=lambda: result.append(forks(["slow.py"], out)))
+        caller.start()
+        while "started" not in (out.read_text() if out.exists() else ""):
+            time.sleep(0.05)
+        server = forks.server.pid
+        child = int(open(f"/proc/{server}/task/{server}/children").read().split()[0])
+        for pid in (server, child):                    # what the terminal's Ctrl-C sends them (not pytest)
+            os.kill(pid, signal.SIGINT)
+        caller.join(10)
+        assert result == [1] and "KeyboardInterrupt" in out.read_text()
+        assert forks.server.poll() is None and forks(["ok.py"], out) == 0 and out.read_text().endswith("next\n")
     finally:
         forks.close()
