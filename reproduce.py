@@ -219,7 +219,7 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, text
         shutil.copytree(fork(seed), out, dirs_exist_ok=True, ignore=skip)
     args = {"data": data if os.path.isdir(data) else shards(data)[0], "out_dir": out, "seed": seed,
             "max_iters": n_steps, "batch_size": BATCH, "seq_len": SEQ, "sample_tokens": 0,
-            "warmup_iters": max(1, n_steps // 10), "eval_interval": max(1, n_steps // 10),
+            "warmup_iters": max(1, n_steps // 10), "eval_interval": max(3, n_steps // 10),  # >= 3
             "log_interval": max(1, n_steps // 20), "device": OPTS.device,
             "eval_iters": max(2, round(16 * min(4 * OPTS.scale, 1))),    # val batches: 16, quick 8
             "init_from": "resume" if os.path.exists(f"{out}/ckpt.pt") else init or "scratch"}
@@ -362,7 +362,7 @@ def study_tokenizer():
     vs = {K: Variant(f"{K}, {depth[K]} layers", f"tok-{K}-L{depth[K]}", n, data=K,
                      shape=(depth[K],) + BASE[1:]) for K in VOCABS}
     # full (study 6's baseline too) is slow: evaluated each n/40 steps for an early equal-time point
-    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=n // 40 or 1)
+    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=max(2, n // 40))
     # the compact vocabulary with the share nearest the middle of the paper's 18-38% (a priori)
     claim = min((K for K in VOCABS if K != "8k"), key=lambda K: abs(share[K] - 0.28))
     result = decide(vs[claim], vs["8k"], vs.values())
@@ -569,7 +569,7 @@ def study_together():
     Pro 51.28 average over 10 benchmarks [code]."""
     n, limit = steps(STEPS), max(5, round(500 * OPTS.scale))
     base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n,
-                   data="full", eval_interval=n // 40 or 1)                   # = study 1's run
+                   data="full", eval_interval=max(2, n // 40))               # = study 1's run
     pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", n // 2, rounds=2,
                   lr=LR / 3, refine_iters=n // 2, init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
     result, flags = decide(pro, base), ("--tasks=all", f"--limit={limit}")
