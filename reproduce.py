@@ -1,7 +1,7 @@
 """reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
     python reproduce.py                  # all six studies: about 2 hours on 2 CPU cores (estimated)
-    python reproduce.py --quick          # the same studies on a 1/8 budget, one seed: under 10 min
+    python reproduce.py --quick          # the same studies on a 1/8 budget, one seed, one lr
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
 It runs the other scripts as a user would, each in its own process (forked: forks.py). A
@@ -62,7 +62,7 @@ def parse_args(argv):
     quick = "--quick" in argv                  # --quick sets other defaults, which --help shows
     p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1/8 of the steps and corpus, one seed")
+    p.add_argument("--quick", action="store_true", help="1/8 of steps and corpus, one seed, one lr")
     p.add_argument("--only", default="", help=f"comma-separated of {', '.join(STUDIES)}; '' = all")
     p.add_argument("--scale", type=float, default=1 / 8 if quick else 1, help="x steps and corpora")
     p.add_argument("--seeds", type=int, default=1 if quick else 2, help="seeds of a verdict's arms")
@@ -88,6 +88,7 @@ def parse_args(argv):
 
 OPTS = FORKS = None          # the parsed options, set by main(); the script server, started by sh()
 steps = lambda n: max(2, round(n * OPTS.scale))    # a step count at full scale -> this run's
+sweep_lrs = lambda: (1,) if OPTS.quick else LR_SWEEP   # --quick: every shape at LR (10 runs fewer)
 children = lambda: all(map(os.path.exists, CHILDREN))      # the children's corpus, else Shakespeare
 fail = lambda msg: sys.exit(f"reproduce.py: error: {msg}")  # one line, exit code 1
 heldout_bpb = lambda ckpt, report: evaluate(ckpt, report, f"--bpb={heldout()}")["bpb"]["bpb"]  # rule 1
@@ -135,12 +136,12 @@ def corpus(name, train_mb, val_mb):
 
 
 def heldout():
-    """Rule 1's text: HELDOUT_BYTES (x 2·scale, at most 1) of the main val split, cut at a line."""
+    """Rule 1's text: HELDOUT_BYTES (x scale, at most 1) of the main val split, cut at a line."""
     path = os.path.join(OPTS.work, "heldout.txt")
     if not os.path.exists(path):
         text = open(corpus("main", 12 * OPTS.scale, 1.5 * OPTS.scale) + "/val.txt").read()
         with open(path + ".tmp", "w") as f:       # cut at a line
-            f.write(text[:text.rfind("\n", 0, int(HELDOUT_BYTES * min(1.0, 2 * OPTS.scale))) + 1] or text)
+            f.write(text[:text.rfind("\n", 0, int(HELDOUT_BYTES * min(1.0, OPTS.scale))) + 1] or text)
         os.replace(path + ".tmp", path)
     return path
 
@@ -153,7 +154,7 @@ def domains():
     folder = os.path.join(OPTS.work, "corpus", "domains")
     if not os.path.exists(f"{folder}/domains.json"):
         from data.corpus import SEPARATOR, fetch_shakespeare, iter_documents
-        held = int(HELDOUT_BYTES / 3 * min(1.0, 2 * OPTS.scale))
+        held = int(HELDOUT_BYTES / 3 * min(1.0, OPTS.scale))
         size = lambda i: int(DOMAIN_MB[i] * 1e6 * OPTS.scale)
         head = lambda data, n: data[:data.rfind(b"\n", 0, n) + 1] if len(data) > n else data   # lines
         parts = {}
@@ -219,6 +220,7 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, text
         shutil.copytree(fork(seed), out, dirs_exist_ok=True, ignore=skip)
     args = {"data": data if os.path.isdir(data) else shards(data)[0], "out_dir": out, "seed": seed,
             "max_iters": n_steps, "batch_size": BATCH, "seq_len": SEQ, "sample_tokens": 0,
+            "curves": False,                                 # not read here: ~1 s a run saved
             "warmup_iters": max(1, n_steps // 10), "eval_interval": max(3, n_steps // 10),  # >= 3
             "log_interval": max(1, n_steps // 20), "device": OPTS.device,
             "eval_iters": max(2, round(16 * min(4 * OPTS.scale, 1))),    # val batches: 16, quick 8
@@ -399,7 +401,7 @@ def study_architecture():
     name = lambda s: "base" if s == BASE else f"arch-{s[0]}x{s[1]}-r{s[3]:.2f}"
     # each shape at its own lr (one lr favours one depth) by final TRAIN loss: no eval data chooses
     sweep = lambda k, s: [Variant(k, name(s) + f"-lr{m:g}" * (m != 1), n, shape=s, lr=LR * m)
-                          .seeds(1) for m in LR_SWEEP]
+                          .seeds(1) for m in sweep_lrs()]
     vs = {k: min(sweep(k, s), key=lambda v: v.res[0]["train_loss"]) for k, s in SHAPES.items()}
     result = decide(vs["deep-thin 12x96"], vs["base 4x128"])
     rows, ms, device = [], {}, "cuda" if OPTS.device != "cpu" and torch.cuda.is_available() else "cpu"
@@ -414,7 +416,7 @@ def study_architecture():
     cost = f"{ms['deep-thin 12x96'] / ms['base 4x128']:.1f}x the time per token"
     return section(
         study_architecture, f"{len(SHAPES)} shapes of ~2.9M parameters, {n} steps each at the lr "
-        f"of {', '.join(f'{LR * m:g}' for m in LR_SWEEP)} with the lowest final train loss. "
+        f"of {', '.join(f'{LR * m:g}' for m in sweep_lrs())} with the lowest final train loss. "
         f"Latency: greedy generation of {n_new} tokens, batch 1.",
         table(["shape", "layers", "width", "heads", "FFN ratio", "params", "lr", "held-out bpb",
                "train tokens/s", "ms/token"], rows),

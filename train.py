@@ -75,6 +75,7 @@ class TrainConfig:
     log_interval: int = 10         # log train loss every N steps (the loop's only host syncs)
     sample_tokens: int = 200       # tokens to sample at the end (0 = none)
     sample_prompt: str = ""        # prompt of the final sample; empty = start of a document
+    curves: bool = True            # redraw out_dir/curves.png as it trains (needs matplotlib)
     halt_at: int = 0               # checkpoint and stop after this step (over all rounds); 0 = off
     device: str = "auto"           # auto (cuda if available, else cpu) | cpu | cuda | cuda:N | mps
     parallel: str = "ddp"          # torchrun: ddp (full copies) | fsdp (shards)
@@ -370,7 +371,8 @@ def evaluate_and_save(run, progress, bar, last=False):
         bar.write(f"round {progress.round} step {progress.step}: val loss {val_loss:.4f}, bpb {val_bpb:.4f}")
     log_row(run, progress, val_loss=val_loss, val_bpb=val_bpb)
     save(run, progress, "ckpt.pt", sharded=True)
-    if run.rank == 0 and (last or time.time() - run.drawn_at >= 60) and find_spec("matplotlib"):
+    draw = run.cfg.curves and (last or time.time() - run.drawn_at >= 60)
+    if run.rank == 0 and draw and find_spec("matplotlib"):
         curves.draw([run.cfg.out_dir], os.path.join(run.cfg.out_dir, "curves.png"))
         run.drawn_at = time.time()
 

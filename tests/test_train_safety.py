@@ -197,6 +197,7 @@ def test_curves_png_after_a_run_and_nothing_fails_without_matplotlib(data, tmp_p
         return real_import(name, *a, **k)
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     assert curves.draw([tmp_path / "a"], tmp_path / "x.png") is None and "pip install matplotlib" in capsys.readouterr().out
+    run(data, tmp_path / "c", "--max_iters=2", "--eval_interval=2", "--curves=false")     # asked not to draw
     monkeypatch.setattr(train, "find_spec", lambda name: None)
     run(data, tmp_path / "b", "--max_iters=2", "--eval_interval=2")
-    assert not (tmp_path / "b" / "curves.png").exists()
+    assert not (tmp_path / "b" / "curves.png").exists() and not (tmp_path / "c" / "curves.png").exists()
