@@ -154,7 +154,7 @@ def domains():
     folder = os.path.join(OPTS.work, "corpus", "domains")
     if not os.path.exists(f"{folder}/domains.json"):
         from data.corpus import SEPARATOR, fetch_shakespeare, iter_documents
-        held = int(HELDOUT_BYTES / 3 * min(1.0, OPTS.scale))
+        held = int(HELDOUT_BYTES / 3 * min(1.0, 2 * OPTS.scale))   # >= a val batch at --scale=0.01
         size = lambda i: int(DOMAIN_MB[i] * 1e6 * OPTS.scale)
         head = lambda data, n: data[:data.rfind(b"\n", 0, n) + 1] if len(data) > n else data   # lines
         parts = {}
