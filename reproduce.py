@@ -1,7 +1,7 @@
 """reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
-    python reproduce.py                  # all six studies: about 2 hours on 2 CPU cores (estimated)
-    python reproduce.py --quick          # the same studies on a 1/8 budget, one seed, one lr: ~15 min
+    python reproduce.py                  # all six studies: 2-3 hours on 2 CPU cores (estimated)
+    python reproduce.py --quick          # 1/8 budget, one seed, one lr: ~15 min on 2 CPU cores
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
 It runs the other scripts as a user would, each in its own process (forked: forks.py). A
