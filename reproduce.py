@@ -619,7 +619,7 @@ def main(argv=None):
     OPTS = parse_args(argv)
     page = open(OPTS.page).read() if os.path.exists(OPTS.page) else ""
     dropped = sorted(set(re.findall(r"^## \d\. (.*)$", page, re.M)) - {STUDIES[s] for s in OPTS.only})
-    if dropped:                                     # never clobber a fuller page with a partial run
+    if dropped and len(OPTS.only) < len(STUDIES):   # never clobber a fuller page with a partial run
         fail(f"{OPTS.page} holds studies this --only run would drop ({'; '.join(dropped)}); give "
              "another --page, or none (a partial run writes docs/RESULTS-only-STUDY.md)")
     git = lambda *a: subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True).stdout

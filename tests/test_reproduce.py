@@ -144,6 +144,12 @@ def test_a_partial_run_writes_its_own_page_and_never_clobbers_a_full_one(tmp_pat
     for _ in range(2):
         reproduce.main(["--only=rounds", f"--page={one}", f"--work={tmp_path / 'w'}"])
     assert one.read_text().endswith("new\n") and full.read_bytes() == before
+    # a run of every study replaces any page, one whose sections were titled otherwise too (an older version's)
+    full.write_text("# page\n\n## 1. Compact tokenizer (§3.1)\n\n## 2. Architecture tweak (§3.2)\n")
+    for s in reproduce.STUDIES:
+        monkeypatch.setattr(reproduce, "study_" + s, lambda s=s: f"## {reproduce.STUDIES[s]}\n\nnew {s}")
+    reproduce.main([f"--page={full}", f"--work={tmp_path / 'w'}"])
+    assert "§3.1" not in full.read_text() and full.read_text().count("\n\nnew ") == 6
 
 
 def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path, monkeypatch):
