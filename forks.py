@@ -10,11 +10,12 @@ would lose its buffer (the project's scripts close theirs). The server itself ne
 elsewhere (macOS, Windows) each script is a new process, as `subprocess` would start it.
 """
 import json
+import os
 import subprocess
 import sys
 
 # The server: imports `preload` (its arguments), then forks a child per line of stdin
-# [argv, cwd, out, err] and answers with the child's exit code.
+# [argv, cwd, out, err, threads] and answers with the child's exit code.
 FORKER = r"""
 import atexit, importlib, json, os, runpy, signal, sys, traceback
 sys.path.pop(0)
@@ -25,9 +26,12 @@ for name in sys.argv[1:]:                 # what the scripts import, imported on
     except ImportError:                   # an optional one (matplotlib): the script says so itself
         pass
 for line in sys.stdin:
-    argv, cwd, out, err = json.loads(line)
+    argv, cwd, out, err, threads = json.loads(line)
     if (pid := os.fork()) == 0:
         signal.signal(signal.SIGINT, signal.default_int_handler)   # the script's: KeyboardInterrupt
+        if threads:                           # the caller's share of the cores: torch's threads
+            import torch
+            torch.set_num_threads(threads)
         os.chdir(cwd)
         for fd, path in ((0, os.devnull), (1, out), (2, err)):     # output appended to the files
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND if fd else os.O_RDONLY
@@ -55,9 +59,9 @@ PRELOAD = ("numpy", "tiktoken", "torch", "tqdm",
 
 
 class Forks:
-    """forks(argv, out, err=None, cwd=None) -> exit code of `python *argv` in cwd (default: the
-    server's), stdout appended to file `out`, stderr to `err` (default: `out`). Linux; elsewhere
-    (no safe fork) a new process each."""
+    """forks(argv, out, err=None, cwd=None, threads=None) -> exit code of `python *argv` in cwd
+    (default: the server's) on `threads` torch threads (default: torch's), stdout appended to file
+    `out`, stderr to `err` (default: `out`). Linux; elsewhere (no safe fork) a new process each."""
     def __init__(self, cwd, env=None, preload=PRELOAD):
         self.cwd, self.env, self.server = str(cwd), env, None
         if sys.platform == "linux":
@@ -66,13 +70,13 @@ class Forks:
                                            env=env, text=True, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE)
 
-    def __call__(self, argv, out, err=None, cwd=None):
+    def __call__(self, argv, out, err=None, cwd=None, threads=None):
         cwd, err = str(cwd or self.cwd), err or out
         if not self.server:
+            env = {**(self.env or os.environ), **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
             with open(out, "a") as o, open(err, "a") as e:
-                return subprocess.call([sys.executable, *argv], cwd=cwd, env=self.env, stdout=o,
-                                       stderr=e)
-        self.server.stdin.write(json.dumps([argv, cwd, str(out), str(err)]) + "\n")
+                return subprocess.call([sys.executable, *argv], cwd=cwd, env=env, stdout=o, stderr=e)
+        self.server.stdin.write(json.dumps([argv, cwd, str(out), str(err), threads]) + "\n")
         self.server.stdin.flush()
         code = self.server.stdout.readline()        # "": the server died; its error is on stderr
         if not code:

@@ -1,11 +1,13 @@
 """reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
-    python reproduce.py                  # all six studies: 2-3 hours on 2 CPU cores (estimated)
-    python reproduce.py --quick          # 1/8 budget, one seed, one lr: ~15 min on 2 CPU cores
+    python reproduce.py                  # all six studies (README: how long it took on 2 CPU cores)
+    python reproduce.py --quick          # 1/8 budget, one seed, one lr
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
-It runs the other scripts as a user would, each in its own process (forked: forks.py). A
-finished run (<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop, restart.
+It runs the other scripts as a user would, each in its own process (forked: forks.py), --jobs
+runs at a time on cores/jobs threads each (tiny models use two cores better as two runs than as
+one); what runs alone (a tokenizer, the inheritance source) gets every core. A finished run
+(<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop, restart.
 
 How a verdict is reached (the statistics, in four rules):
 1. Every run is scored on the SAME held-out text (<work>/heldout.txt, 256 KB of held-out books at
@@ -19,7 +21,8 @@ How a verdict is reached (the statistics, in four rules):
 4. A verdict needs |Δ| > 2 SE. With SE ≈ √(2σ²/n) that takes n > 8σ²/Δ² seeds per arm, so an arm
    gets more seeds (up to --max_seeds) while the rule asks for them; else it is "Inconclusive".
 """
-import argparse, json, math, os, pathlib, platform, re, shutil, subprocess, sys, time, timeit
+import argparse, json, math, os, pathlib, platform, re, shutil, subprocess, sys, threading, time, timeit
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import numpy as np
@@ -49,10 +52,10 @@ LAYERS = ("first", "last", "uniform", "importance")     # 3: layer strategies be
 WIDTHS = ("random", "l1", "l2", "activation", "learnable")   # 3: width metrics beside `taylor`
 ROUND2 = {"softmax, T = 0.1": ("softmax", 0.1, 0.5), "top-k hardest": ("topk", 1.0, 0.5),
           "uniform 50%": ("uniform", 1.0, 0.5)}         # 4: besides the paper's draw and all data
-# 4: train text per domain, MB at most (Chinese: ~1 byte a token, not ~4): ~200 batches each, ~600
-# in all. Domains: children's books, Shakespeare, Chinese novels (../shared); else Shakespeare's
-# works by kind ("plays": the rest)
-DOMAIN_MB = (1.8, 1.0, 0.5)
+# 4: batches of ROUNDS_BATCH x SEQ; train text per domain, MB at most (Chinese: ~1 byte a token, not
+# ~4): ~200 batches each, ~600 in all. Domains: children's books, Shakespeare, Chinese novels
+# (../shared); else Shakespeare's works by kind ("plays": the rest)
+ROUNDS_BATCH, DOMAIN_MB = 8, (0.9, 0.5, 0.25)
 KINDS = {"histories": ("henry", "richard", "john"),
          "poems": ("sonnets", "lovers", "passionate", "phoenix", "rape")}
 BATCHES, POWERS = (8, 64), (0, 0.5, 1)                  # 5: batch sizes and r of lr ∝ batch^r
@@ -66,17 +69,19 @@ def parse_args(argv):
     p.add_argument("--only", default="", help=f"comma-separated of {', '.join(STUDIES)}; '' = all")
     p.add_argument("--scale", type=float, default=1 / 8 if quick else 1, help="x steps and corpora")
     p.add_argument("--seeds", type=int, default=1 if quick else 2, help="seeds of a verdict's arms")
-    p.add_argument("--max_seeds", type=int, help="cap on the 8σ²/Δ² rule's seeds; None: 4, quick 1")
+    p.add_argument("--max_seeds", type=int, help="cap on the 8σ²/Δ² rule's seeds; None: 3, quick 1")
     p.add_argument("--seed", type=int, default=1337, help="first seed; the others count up from it")
     p.add_argument("--work", help="runs, data, tokenizers; None: out_reproduce[_quick]")
     p.add_argument("--page", help="results page; None: docs/RESULTS[-quick][-only-STUDY].md")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda, for train.py and eval.py")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, on cores/jobs threads each (GPU: 1)")
     o = p.parse_args(argv)
-    o.max_seeds = o.max_seeds if o.max_seeds is not None else max(o.seeds, 1 if quick else 4)
+    o.max_seeds = o.max_seeds if o.max_seeds is not None else max(o.seeds, 1 if quick else 3)
     only = [s for s in o.only.split(",") if s]
     errors = [f"--only: unknown study {s!r} (choose from {', '.join(STUDIES)})" for s in only
               if s not in STUDIES] + ["--scale must be in (0, 4]"] * (not 0 < o.scale <= 4)
-    errors += [f"--seeds must be in 1..--max_seeds ({o.max_seeds})"] * (not 0 < o.seeds <= o.max_seeds)
+    errors += [f"--seeds must be in 1..--max_seeds ({o.max_seeds})"] * (not 0 < o.seeds <= o.max_seeds) + \
+        ["--jobs must be >= 1"] * (o.jobs < 1)
     if errors:                                   # one line per bad option, all at once
         p.error("\nreproduce.py: error: ".join(errors))
     o.only = [s for s in STUDIES if s in only] or list(STUDIES)
@@ -86,7 +91,8 @@ def parse_args(argv):
     return o
 
 
-OPTS = FORKS = None          # the parsed options, set by main(); the script server, started by sh()
+OPTS = POOL = None     # the parsed options, and --jobs worker threads for training runs: set by main()
+FORKS, LOCKS = [], {}  # idle script servers (sh() starts one a job); a run folder's lock (train())
 steps = lambda n: max(2, round(n * OPTS.scale))    # a step count at full scale -> this run's
 sweep_lrs = lambda: (1,) if OPTS.quick else LR_SWEEP   # --quick: every shape at LR (10 runs fewer)
 children = lambda: all(map(os.path.exists, CHILDREN))      # the children's corpus, else Shakespeare
@@ -103,10 +109,14 @@ curves = lambda variants, x: {v.label: ([c[x] for c in v.res[0]["curve"]],
 def sh(args, log, check=True):
     """Run one of the project's scripts (forked: forks.py), its output appended to `log`. On
     failure: stop with its last two lines (check), or return them ("" on success)."""
-    global FORKS
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    FORKS = FORKS or Forks(HERE)
-    rc = FORKS(args, log)
+    alone = threading.current_thread() is threading.main_thread()    # else one of --jobs workers
+    threads = None if alone or OPTS.jobs == 1 else max(1, os.cpu_count() // OPTS.jobs)  # cores/jobs
+    forks = FORKS.pop() if FORKS else Forks(HERE)                  # a script server a job
+    try:
+        rc = forks(args, log, threads=threads)
+    finally:
+        FORKS.append(forks)
     tail = " | ".join(open(log).read().strip().splitlines()[-2:]) if rc else ""
     if rc and check:
         fail(f"{args[0]} failed (exit {rc}): {tail} (log: {log}); re-run to resume")
@@ -188,19 +198,22 @@ def tokenizer(vocab, count_on="main"):
     out, log = f"{OPTS.work}/tok/{name}.json", f"{OPTS.work}/tok/{name}.log"
     args = ["tokenizer_compress.py", f"--input={OPTS.work}/corpus/{count_on}/train.txt",
             f"--out={out}", f"--out_dir={OPTS.work}/tok"]
-    if vocab != "full" and not os.path.exists(out):
-        if tail := sh(args + [f"--vocab={vocab}"], log, check=False):   # a small text keeps fewer
-            alive = re.search(r"use --vocab=(\d+)", tail) or fail(f"tokenizer_compress.py failed: {tail} (log: {log})")
-            sh(args + [f"--vocab={alive[1]}"], log)                  # tokens alive: take them all
+    with LOCKS.setdefault(out, threading.Lock()):                      # made once, by one job
+        if vocab != "full" and not os.path.exists(out):
+            if tail := sh(args + [f"--vocab={vocab}"], log, check=False):   # a small text keeps fewer
+                alive = re.search(r"use --vocab=(\d+)", tail) or \
+                    fail(f"tokenizer_compress.py failed: {tail} (log: {log})")
+                sh(args + [f"--vocab={alive[1]}"], log)                  # tokens alive: take them all
     return "cl100k_base" if vocab == "full" else out
 
 
 def shards(vocab, corpus_dir=None, name=None, count_on="main"):
     """data/prepare.py of a corpus slice (default: main) with a tokenizer: (folder, meta)."""
     folder, text = f"{OPTS.work}/data/{name or vocab}", corpus_dir or f"{OPTS.work}/corpus/main"
-    if not os.path.exists(f"{folder}/meta.json"):
-        sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab, count_on)}", f"--out_dir={folder}",
-            f"--input={text}/train.txt", f"--val_input={text}/val.txt", "--overwrite"], folder + ".log")
+    with LOCKS.setdefault(folder, threading.Lock()):                   # made once, by one job
+        if not os.path.exists(f"{folder}/meta.json"):
+            sh(["data/prepare.py", f"--tokenizer={tokenizer(vocab, count_on)}", f"--out_dir={folder}",
+                f"--input={text}/train.txt", f"--val_input={text}/val.txt", "--overwrite"], folder + ".log")
     return folder, json.load(open(f"{folder}/meta.json"))
 
 
@@ -210,6 +223,11 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, text
     "domains" {name: bpb} and "bpb" over all their bytes), the val "curve" [(tokens, train seconds,
     val bpb)] on train.py's windows (plots, equal-time reads), "tok_s", "params"."""
     out, shape = os.path.join(OPTS.work, "runs", f"{name}-s{seed}"), shape or BASE   # read now: toy
+    with LOCKS.setdefault(out, threading.Lock()):     # two jobs never train one run (a fork's source)
+        return _train(out, name, n_steps, seed, data, shape, init, fork, texts, opts)
+
+
+def _train(out, name, n_steps, seed, data, shape, init, fork, texts, opts):
     recipe = repr((n_steps, data, shape, init, sorted(opts.items())))   # what made it, kept by it
     if os.path.exists(f"{out}/result.json"):                           # finished: reused if alike
         if (res := json.load(open(f"{out}/result.json"))).get("recipe") == recipe:
@@ -223,7 +241,8 @@ def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, text
             "curves": False,                                 # not read here: ~1 s a run saved
             "warmup_iters": max(1, n_steps // 10), "eval_interval": max(3, n_steps // 10),  # >= 3
             "log_interval": max(1, n_steps // 20), "device": OPTS.device,
-            "eval_iters": max(2, round(16 * min(4 * OPTS.scale, 1))),    # val batches: 16, quick 8
+            # val tokens an evaluation: 8 batches of BATCH x SEQ (quick: 4), whatever the run's batch
+            "eval_iters": max(1, round(8 * min(4 * OPTS.scale, 1) * BATCH / opts.get("batch_size", BATCH))),
             "init_from": "resume" if os.path.exists(f"{out}/ckpt.pt") else init or "scratch"}
     if not (init or fork):          # a new model; a student or a fork has its checkpoint's shape
         args.update(zip(("n_layer", "n_embd", "n_head", "ffn_ratio"), shape), block_size=SEQ, ffn_multiple=32)
@@ -265,16 +284,25 @@ class Variant:
     def __init__(self, label, name, n_steps, **spec):
         self.label, self.name, self.n_steps, self.spec, self.res = label, name, n_steps, spec, []
 
-    def seeds(self, n):
-        for seed in range(OPTS.seed + len(self.res), OPTS.seed + n):
-            self.res.append(train(self.name, self.n_steps, seed, **self.spec))
-            REPEATS.setdefault(self.name, {})[seed] = self.res[-1]["bpb"]
-        return self
-
     get = lambda self, key: float(np.mean([r[key] for r in self.res]))   # mean over the seeds run
     bpb = property(lambda self: self.get("bpb"))
     by_seed = property(lambda self: {OPTS.seed + i: r["bpb"] for i, r in enumerate(self.res)})
     cell = property(lambda self: f"{self.bpb:.3f}" + f" (n={len(self.res)})" * (len(self.res) > 1))
+
+
+pmap = lambda f, items: list((POOL.map if POOL else map)(f, items))     # --jobs at a time, in order
+
+
+def run_all(pairs):
+    """Each (Variant, n) gets its first n seeds; the missing runs go --jobs at a time (machinery)."""
+    todo = {(id(v), s): (v, s) for v, n in pairs for s in range(OPTS.seed + len(v.res), OPTS.seed + n)}
+    cost = lambda v: v.n_steps * v.spec.get("batch_size", BATCH) * (7 if v.spec.get("data") == "full" else 1)
+    todo = sorted(todo.values(), key=lambda job: -cost(job[0]))   # longest first: the rest overlap it
+    run = lambda job: train(job[0].name, job[0].n_steps, job[1], **job[0].spec)    # (cl100k: ~7x a step)
+    for (v, seed), res in zip(todo, pmap(run, todo)):
+        v.res.append(res)                                  # in seed order, as the pool returns them
+        REPEATS.setdefault(v.name, {})[seed] = res["bpb"]
+    return [v for v, _ in pairs]
 
 
 def pooled_sigma():
@@ -298,17 +326,15 @@ def paired(claim, other):
 
 def decide(claim, other, rest=()):
     """Rule 4: each arm's --seeds, then one more to every arm while |Δ| <= 2 SE and n > 8σ²/Δ²
-    asks for more (up to --max_seeds); then one seed of each of `rest` (a study's other rows)."""
+    asks for more (up to --max_seeds); one seed of each of `rest` (a study's other rows) goes with
+    the first seeds (one batch of jobs: fewer idle workers)."""
     claim, other = [[v] if isinstance(v, Variant) else v for v in (claim, other)]
     for n in range(OPTS.seeds, OPTS.max_seeds + 1):     # n = --max_seeds always returns
-        for v in claim + other:
-            v.seeds(n)
+        run_all([(v, n) for v in claim + other] + [(v, 1) for v in rest] * (n == OPTS.seeds))
         (delta, se, n), (sigma, _) = paired(claim, other), pooled_sigma()
         k = 1 / len(claim) + 1 / len(other)     # |Δ| > 2 SE, SE² = σ²k/n <=> n > 4σ²k/Δ² (8σ²/Δ²)
         wanted = 4 * sigma ** 2 * k / delta ** 2 if sigma and delta else math.inf
         if (se is not None and abs(delta) > 2 * se) or n >= min(wanted, OPTS.max_seeds):
-            for v in rest:
-                v.seeds(1)
             return delta, se, n
 
 
@@ -363,8 +389,8 @@ def study_tokenizer():
     share = {K: emb(K) / (emb(K) + depth[K] * per_layer) for K in VOCABS}
     vs = {K: Variant(f"{K}, {depth[K]} layers", f"tok-{K}-L{depth[K]}", n, data=K,
                      shape=(depth[K],) + BASE[1:]) for K in VOCABS}
-    # full (study 6's baseline too) is slow: evaluated each n/40 steps for an early equal-time point
-    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=max(2, n // 40))
+    # full (study 6's baseline too) is slow: evaluated each n/20 steps for an early equal-time point
+    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=max(2, n // 20))
     # the compact vocabulary with the share nearest the middle of the paper's 18-38% (a priori)
     claim = min((K for K in VOCABS if K != "8k"), key=lambda K: abs(share[K] - 0.28))
     result = decide(vs[claim], vs["8k"], vs.values())
@@ -400,9 +426,10 @@ def study_architecture():
     n, n_new = steps(STEPS), min(SEQ - 1, steps(4 * SEQ))     # latency: tokens generated
     name = lambda s: "base" if s == BASE else f"arch-{s[0]}x{s[1]}-r{s[3]:.2f}"
     # each shape at its own lr (one lr favours one depth) by final TRAIN loss: no eval data chooses
-    sweep = lambda k, s: [Variant(k, name(s) + f"-lr{m:g}" * (m != 1), n, shape=s, lr=LR * m)
-                          .seeds(1) for m in sweep_lrs()]
-    vs = {k: min(sweep(k, s), key=lambda v: v.res[0]["train_loss"]) for k, s in SHAPES.items()}
+    sweep = {k: [Variant(k, name(s) + f"-lr{m:g}" * (m != 1), n, shape=s, lr=LR * m) for m in sweep_lrs()]
+             for k, s in SHAPES.items()}
+    run_all([(v, 1) for runs in sweep.values() for v in runs])
+    vs = {k: min(runs, key=lambda v: v.res[0]["train_loss"]) for k, runs in sweep.items()}
     result = decide(vs["deep-thin 12x96"], vs["base 4x128"])
     rows, ms, device = [], {}, "cuda" if OPTS.device != "cpu" and torch.cuda.is_available() else "cpu"
     idx = torch.zeros((1, 1), dtype=torch.long, device=device)           # generation starts at id 0
@@ -445,15 +472,16 @@ def study_inheritance():
     and last layers matter more than the middle ones [paper]; among width criteria learnable >
     Taylor > L2 > L1 > random init [reported]."""
     n, student_lr = steps(STEPS), LR / 3
+    train("inh-source", steps(SOURCE_STEPS), OPTS.seed, shape=SOURCE)    # first, alone: on every core
     rand = Variant("random init", "base", n, shape=BASE, lr=LR)     # = study 2's base at lr LR
     grid = [("edges", "taylor")] + [(s, "taylor") for s in LAYERS] + [("edges", w) for w in WIDTHS]
-    vs = {(s, w): Variant(f"{s}, {w}", f"inh-{s}-{w}", n, init=inherit(f"{s}-{w}", BASE, s, w),
-                          lr=student_lr) for s, w in grid}
+    inits = pmap(lambda g: inherit(f"{g[0]}-{g[1]}", BASE, *g), grid)    # --jobs at a time
+    vs = {(s, w): Variant(f"{s}, {w}", f"inh-{s}-{w}", n, init=init, lr=student_lr)
+          for (s, w), init in zip(grid, inits)}
     result = decide(vs["edges", "taylor"], rand, vs.values())       # the paper's recipe
     by_bpb = lambda group: sorted(group, key=lambda v: v.bpb)
     ranked = by_bpb(v for (s, _), v in vs.items() if s == "edges")             # width metrics
-    for v in (ranked[0], ranked[-1]):               # the best and worst: 3 seeds (cap: --max_seeds)
-        v.seeds(min(3, OPTS.max_seeds))
+    run_all([(v, min(3, OPTS.max_seeds)) for v in (ranked[0], ranked[-1])])   # best, worst: 3 seeds
     target, rows = rand.res[0]["curve"][-1][2], [[rand.label, "–", rand.cell, "–"]]
     for v in vs.values():           # step 0: the untrained student's held-out bpb (no seed noise)
         step0 = heldout_bpb(v.spec["init"], v.spec["init"][:-3] + "_heldout.json")
@@ -484,9 +512,10 @@ def study_rounds():
     helps, and a third adds nothing [reported]."""
     text, names = domains()
     folder, meta = shards("8k", text, "domains", count_on="domains")
-    n = (meta["splits"]["train"]["tokens"] - 1) // SEQ // BATCH      # N batches: round 1, one pass
+    n = (meta["splits"]["train"]["tokens"] - 1) // SEQ // ROUNDS_BATCH   # N batches: round 1, one pass
     texts = {d: f"{text}/{d}.txt" for d in names}                    # bpb per domain, and overall
-    base = dict(data=folder, rounds=2, refine_iters=n // 2, contiguous_batches=True, texts=texts)
+    base = dict(data=folder, rounds=2, refine_iters=n // 2, contiguous_batches=True, texts=texts,
+                batch_size=ROUNDS_BATCH)
     first = lambda seed: train("rounds-r1", n, seed, halt_at=n, **base)     # a seed's round 1
 
     def fork(seed):     # a seed's round 1, with its model's batch losses once the first arm scored
@@ -500,9 +529,9 @@ def study_rounds():
                   refine_temperature=temp, fork=fork, **base)
           for label, (mode, temp, rate) in arms.items()]
     result = decide(vs[0], vs[-1], vs)
-    # batch i: tokens [i, i + 1) x BATCH x SEQ of train.bin; its domain: the one its middle is in
+    # batch i: tokens [i, i + 1) x ROUNDS_BATCH x SEQ of train.bin; its domain: the one its middle is in
     starts = np.load(f"{folder}/train_docs.npy")[:len(names)]          # (domains,) first tokens
-    domain = np.searchsorted(starts, (np.arange(n) + 0.5) * BATCH * SEQ, "right") - 1   # (N,)
+    domain = np.searchsorted(starts, (np.arange(n) + 0.5) * ROUNDS_BATCH * SEQ, "right") - 1   # (N,)
     losses = np.load(f"{vs[0].res[0]['out']}/round2_batch_losses.npy")  # (N,) round 1's model's
     per = lambda res: [f"{np.mean([r['domains'][d] for r in res]):.3f}" for d in names]
     r1 = [first(OPTS.seed)]
@@ -514,7 +543,7 @@ def study_rounds():
                      *per(v.res), v.cell])
     return section(
         study_rounds, f"Three domains ({', '.join(names)}) one after another, a batch from one "
-        f"(`--contiguous_batches`). Round 1: one pass over the {n} batches of {BATCH}x{SEQ}; "
+        f"(`--contiguous_batches`). Round 1: one pass over the {n} batches of {ROUNDS_BATCH}x{SEQ}; "
         f"round 2: {n // 2} steps (a fresh schedule), one pass over a 50% draw by each rule "
         "(uniform: the control) or all batches at equal steps. Held-out bpb: each domain's "
         "held-out end, and all three.",
@@ -571,13 +600,13 @@ def study_together():
     Pro 51.28 average over 10 benchmarks [code]."""
     n, limit = steps(STEPS), max(5, round(500 * OPTS.scale))
     base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n,
-                   data="full", eval_interval=max(2, n // 40))               # = study 1's run
+                   data="full", eval_interval=max(2, n // 20))               # = study 1's run
     pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", n // 2, rounds=2,
                   lr=LR / 3, refine_iters=n // 2, init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
     result, flags = decide(pro, base), ("--tasks=all", f"--limit={limit}")
     found = lambda out: os.path.isdir(f"{SHARED}/eval") or os.path.exists(f"{out}/eval.json")
-    evals = [evaluate(f"{out}/ckpt.pt", f"{out}/eval.json", *flags)["tasks"] if found(out) else {}
-             for out in (base.res[0]["out"], pro.res[0]["out"])]     # zero-shot: first seed
+    evals = pmap(lambda out: evaluate(f"{out}/ckpt.pt", f"{out}/eval.json", *flags)["tasks"] if found(out)
+                 else {}, (base.res[0]["out"], pro.res[0]["out"]))     # zero-shot: first seed, side by side
     rows, chance = zero_shot(*evals)
     scored = len(np.load(f"{pro.res[0]['out']}/round2_batch_losses.npy"))  # round 1's batches, once
     return section(
@@ -599,14 +628,16 @@ def header(t0, commit, argv):
     dev = torch.cuda.get_device_name() if OPTS.device != "cpu" and torch.cuda.is_available() else \
         f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     sigma, df = pooled_sigma()
+    threads = max(1, os.cpu_count() // OPTS.jobs) if OPTS.jobs > 1 else torch.get_num_threads()
     noise = f"σ = {sigma:.4f} bpb ({df} degrees of freedom)" if df else "not measured (1 seed)"
     return ("# nanopangu: the paper's findings at laptop scale\n\nWritten by `python reproduce.py "
             f"{' '.join(argv)}` on {time.strftime('%Y-%m-%d')}, git commit {commit}. Machine: "
             f"{platform.platform()}, {dev}, torch {torch.__version__}. Corpus: "
             f"{'children' if children() else 'Shakespeare'}. Seeds from {OPTS.seed} (--seeds "
             f"{OPTS.seeds}, at most {OPTS.max_seeds}); scale {OPTS.scale:g}; "
-            f"{(time.time() - t0) / 60:.0f} min (reused runs not counted).\n\nTables and verdicts "
-            "use bits per byte (bpb: lower is better, comparable across tokenizers) on one fixed "
+            f"{(time.time() - t0) / 60:.0f} min (reused runs not counted); {OPTS.jobs} run(s) at a time "
+            f"on {threads} thread(s) each (speeds and times are per run, beside the others).\n\nTables "
+            "and verdicts use bits per byte (bpb: lower is better, comparable across tokenizers) on one fixed "
             f"held-out text ({os.path.getsize(heldout()) / 1e3:.0f} KB, `eval.py --bpb`). "
             f"Run-to-run noise (pooled over configurations with 2+ seeds): {noise}. A verdict "
             "compares two arms seed by seed (paired differences) and needs |Δ| > 2 SE. At ~3M "
@@ -614,9 +645,10 @@ def header(t0, commit, argv):
 
 
 def main(argv=None):
-    global OPTS
+    global OPTS, POOL
     argv = sys.argv[1:] if argv is None else list(argv)
     OPTS = parse_args(argv)
+    POOL = ThreadPoolExecutor(OPTS.jobs) if OPTS.jobs > 1 else None     # None: one run at a time, here
     page = open(OPTS.page).read() if os.path.exists(OPTS.page) else ""
     dropped = sorted(set(re.findall(r"^## \d\. (.*)$", page, re.M)) - {STUDIES[s] for s in OPTS.only})
     if dropped and len(OPTS.only) < len(STUDIES):   # never clobber a fuller page with a partial run

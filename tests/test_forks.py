@@ -62,3 +62,19 @@ def test_ctrl_c_stops_the_script_and_leaves_the_server_quiet(tmp_path):
         assert forks.server.poll() is None and forks(["ok.py"], out) == 0 and out.read_text().endswith("next\n")
     finally:
         forks.close()
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_a_script_runs_on_the_threads_its_caller_gives_it(tmp_path, platform, monkeypatch):
+    """reproduce.py --jobs=2 gives each run half the cores (two runs side by side never oversubscribe them);
+    without `threads`, torch's default."""
+    (tmp_path / "t.py").write_text("import torch\nprint(torch.get_num_threads())\n")
+    monkeypatch.setattr(sys, "platform", platform)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    default = subprocess.run([sys.executable, "t.py"], cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    forks, out = Forks(tmp_path, env=env, preload=("torch",)), tmp_path / "out.txt"
+    try:
+        assert forks(["t.py"], out, threads=1) == 0 and forks(["t.py"], out) == 0
+    finally:
+        forks.close()
+    assert out.read_text().split() == ["1", default.strip()]

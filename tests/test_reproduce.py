@@ -36,10 +36,54 @@ def test_pooled_sigma_is_the_pooled_variance_over_repeated_configurations(monkey
     fake_runs(monkeypatch, {("a", 0): 1.0, ("a", 1): 1.2, ("b", 0): 2.0, ("b", 1): 2.1, ("b", 2): 2.5,
                             ("c", 0): 9.0})
     for name, n in (("a", 2), ("b", 3), ("c", 1)):
-        reproduce.Variant(name, name, 10).seeds(n)
+        reproduce.run_all([(reproduce.Variant(name, name, 10), n)])
     # by hand: a: 2 x 0.1² = 0.02 (1 df); b: mean 2.2, 0.04 + 0.01 + 0.09 = 0.14 (2 df); c: one seed, left out
     sigma, df = reproduce.pooled_sigma()
     assert df == 3 and sigma == pytest.approx(math.sqrt(0.16 / 3))
+
+
+def test_jobs_run_side_by_side_and_results_keep_seed_order(monkeypatch):
+    """--jobs=2: the missing (variant, seed) runs go two at a time, each once, though asked for twice; each
+    variant's results land in seed order whatever order the runs end in; rule 2's pool gets them all."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    calls = fake_runs(monkeypatch, {(n, i): 2.0 + i / 10 for n in "ab" for i in range(3)})
+    pair, fake = threading.Barrier(2, timeout=5), reproduce.train
+    def train(name, n_steps, seed, **spec):
+        pair.wait()                        # two runs at once, or BrokenBarrierError (one at a time)
+        time.sleep(0.05 * (3 - (seed - 1337)))    # the later seed finishes first: order must not follow time
+        return fake(name, n_steps, seed)
+    monkeypatch.setattr(reproduce, "train", train)
+    monkeypatch.setattr(reproduce, "POOL", ThreadPoolExecutor(2))
+    a, b = reproduce.Variant("a", "a", 1), reproduce.Variant("b", "b", 1)
+    assert reproduce.run_all([(a, 3), (b, 1), (a, 2)]) == [a, b, a]      # 4 runs: two pairs
+    assert [r["bpb"] for r in a.res] == [2.0, 2.1, 2.2] and [r["bpb"] for r in b.res] == [2.0]
+    assert sorted(calls) == [("a", 0), ("a", 1), ("a", 2), ("b", 0)]
+    assert reproduce.REPEATS == {"a": {1337: 2.0, 1338: 2.1, 1339: 2.2}, "b": {1337: 2.0}}
+
+
+def test_a_run_folder_is_trained_by_one_job_at_a_time_and_others_go_side_by_side(monkeypatch):
+    """train()'s lock: two jobs asking for one run (study 4's arms, each forking the seed's round 1) take turns,
+    so it is trained once; two different runs overlap (each waits, with a timeout, until the other is in)."""
+    import threading
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work="w", jobs=2))
+    entered = {"x": threading.Event(), "y": threading.Event()}
+    inside, same, both = {"x": 0, "y": 0}, [], []
+    def body(out, name, *args):
+        inside[name] += 1
+        same.append(inside[name])
+        entered[name].set()
+        entered["y" if name == "x" else "x"].wait(timeout=5)
+        both.append(sum(inside.values()))
+        inside[name] -= 1
+    monkeypatch.setattr(reproduce, "_train", body)
+    threads = [threading.Thread(target=reproduce.train, args=(n, 1, 1)) for n in ("x", "x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(same) == 1 and max(both) == 2 and inside == {"x": 0, "y": 0}
 
 
 def test_paired_differences_cancel_what_a_seed_shares(monkeypatch):
@@ -47,7 +91,7 @@ def test_paired_differences_cancel_what_a_seed_shares(monkeypatch):
     bpb = {("x", s): 2.0 + off - 0.1 for s, off in enumerate((0.0, 0.3, -0.2))}
     bpb.update({("y", s): 2.0 + off for s, off in enumerate((0.0, 0.3, -0.2))})
     fake_runs(monkeypatch, bpb)
-    x, y = (reproduce.Variant(n, n, 10).seeds(3) for n in "xy")
+    x, y = reproduce.run_all([(reproduce.Variant(n, n, 10), 3) for n in "xy"])
     delta, se, n = reproduce.paired([x], [y])
     assert (delta, n) == (pytest.approx(-0.1), 3) and se == pytest.approx(0, abs=1e-12)
 
@@ -163,7 +207,7 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path, monkeypatch):
 
 
 def test_a_finished_run_made_by_other_options_is_refused_not_reused(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path)))
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path), jobs=1))
     out = tmp_path / "runs" / "x-s1"
     out.mkdir(parents=True)
     (out / "result.json").write_text(json.dumps({"bpb": 2.0, "recipe": "old"}))
@@ -180,7 +224,7 @@ def test_a_finished_run_made_by_other_options_is_refused_not_reused(tmp_path, mo
 # 2 more. The real subprocess path (sh) has its own test with a tiny script.
 TOY_SHAPES = dict(BASE=(2, 32, 2, 8 / 3), DEEP=(3, 48, 3, 8 / 3), SOURCE=(4, 64, 4, 8 / 3))   # heads of 16
 TOY_GRIDS = dict(VOCABS=("1k", "8k"), LR_SWEEP=(1,), LAYERS=("first",), WIDTHS=("l1",), ROUND2={}, BATCHES=(2,),
-                 POWERS=(0, 0.5), BATCH=4, SEQ=32, SHAPES={"base 4x128": TOY_SHAPES["BASE"],
+                 POWERS=(0, 0.5), BATCH=4, ROUNDS_BATCH=2, SEQ=32, SHAPES={"base 4x128": TOY_SHAPES["BASE"],
                                                            "deep-thin 12x96": TOY_SHAPES["DEEP"]}, **TOY_SHAPES)
 TOY_ROWS = {"1. Compact tokenizer": 3, "2. Architecture tweak": 2, "3. Parameter inheritance": 4,
             "4. Multiple-round training": 3, "5. Batch size and learning rate": 1, "6. All together": 1}
@@ -189,7 +233,7 @@ TOY_ROWS = {"1. Compact tokenizer": 3, "2. Architecture tweak": 2, "3. Parameter
 def in_process(calls):
     """A stand-in for forks.Forks that runs `python SCRIPT ARGS` as runpy in this process, its output
     appended to the log file; exit codes as a process would give them. Appends each script to `calls`."""
-    def call(argv, out, err=None):
+    def call(argv, out, err=None, threads=None):
         import runpy
         import traceback
         calls.append(argv[0])
@@ -213,9 +257,9 @@ def in_process(calls):
 def toy(tmp_path_factory, one_thread):
     import curves
     tmp, calls = tmp_path_factory.mktemp("reproduce"), []
-    argv = ["--quick", "--scale=0.001", f"--work={tmp / 'work'}", f"--page={tmp / 'docs' / 'RESULTS.md'}"]
+    argv = ["--quick", "--scale=0.001", "--jobs=1", f"--work={tmp / 'work'}", f"--page={tmp / 'docs' / 'RESULTS.md'}"]
     with toy_grids() as mp:
-        mp.setattr(reproduce, "FORKS", in_process(calls))
+        mp.setattr(reproduce, "FORKS", [in_process(calls)])
         mp.setattr(curves, "draw", lambda *a, **k: None)      # train.py's curves.png: matplotlib per eval
         reproduce.main(argv)
     return tmp, argv, calls
@@ -307,7 +351,7 @@ def test_study_4_domains_without_shared_data_are_shakespeares_works_by_kind(tmp_
              "hamlet": "To be, or not to be.\n" * 200 + "The rest is silence.\n" * 200}
     monkeypatch.setattr(data.corpus, "fetch_shakespeare", lambda: works)
     monkeypatch.setattr(reproduce, "children", lambda: False)
-    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path), scale=0.005))   # 9/5/2.5 KB
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path), scale=0.005))   # 4.5/2.5/1.25 KB
     folder, names = reproduce.domains()
     assert names == ["histories", "poems", "plays"]
     train_text = open(f"{folder}/train.txt").read()
@@ -330,7 +374,7 @@ def test_rerun_trains_nothing_and_resumes_an_interrupted_run(toy):
     (victim / "heldout.json").unlink()
     launched = []
     with toy_grids() as mp:
-        mp.setattr(reproduce, "FORKS", in_process(launched))
+        mp.setattr(reproduce, "FORKS", [in_process(launched)])
         reproduce.main(argv)
     after = {d: (runs / d / "result.json").stat().st_mtime_ns for d in os.listdir(runs)}
     assert after.keys() == results.keys() and [d for d in after if after[d] != results[d]] == [victim.name]
@@ -341,8 +385,8 @@ def test_rerun_trains_nothing_and_resumes_an_interrupted_run(toy):
 def test_sh_runs_a_real_process_logs_it_and_fails_in_one_line(tmp_path, monkeypatch):
     """The path the toy run replaces: a real `python SCRIPT` in the project folder (forked by the script
     server), its output appended to the log; a failure stops with one line naming its last two lines and the log."""
-    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path)))
-    monkeypatch.setattr(reproduce, "FORKS", Forks(reproduce.HERE, preload=()))    # no torch import: the mechanism
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(work=str(tmp_path), jobs=1))
+    monkeypatch.setattr(reproduce, "FORKS", [Forks(reproduce.HERE, preload=())])    # no torch import: the mechanism
     script, log = tmp_path / "s.py", tmp_path / "logs" / "s.log"
     script.write_text("import os, sys\nprint(os.getcwd())\nprint('second')\nsys.exit(int(sys.argv[1]))\n")
     try:
@@ -351,7 +395,7 @@ def test_sh_runs_a_real_process_logs_it_and_fails_in_one_line(tmp_path, monkeypa
         with pytest.raises(SystemExit) as e:
             reproduce.sh([str(script), "4"], str(log))
     finally:
-        reproduce.FORKS.close()
+        reproduce.FORKS[0].close()
     assert str(e.value) == (f"reproduce.py: error: {script} failed (exit 4): {reproduce.HERE} | second (log: {log}); "
                             "re-run to resume")
     assert log.read_text().count("second") == 3                               # appended, run after run
