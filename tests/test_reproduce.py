@@ -159,6 +159,7 @@ def test_zero_shot_rows_show_the_baselines_and_never_call_a_score_below_chance_n
 @pytest.mark.parametrize("argv, messages", [
     (["--only=tokeniser"], ["--only: unknown study 'tokeniser'"]),
     (["--scale=0"], ["--scale must be in (0, 4]"]),
+    (["--jobs=0"], ["--jobs must be >= 1"]),
     (["--seeds=3", "--max_seeds=2"], ["--seeds must be in 1..--max_seeds (2)"]),
     (["--only=x", "--scale=9", "--seeds=0"], ["unknown study 'x'", "--scale must", "--seeds must"]),  # one each
 ])
