@@ -1,13 +1,13 @@
 """reproduce.py — the paper's design formulas re-run at laptop scale, with a page (docs/RESULTS.md).
 
     python reproduce.py                  # all six studies (README: how long it took on 2 CPU cores)
-    python reproduce.py --quick          # 1/8 budget, one seed, one lr
+    python reproduce.py --quick          # 1/10 budget, one seed, one lr
     python reproduce.py --only=rounds    # one study, on its own page docs/RESULTS-only-rounds.md
 
 It runs the other scripts as a user would, each in its own process (forked: forks.py), --jobs
 runs at a time on cores/jobs threads each (tiny models use two cores better as two runs than as
-one); what runs alone (a tokenizer, the inheritance source) gets every core. A finished run
-(<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop, restart.
+one); what runs alone (a tokenizer, the inheritance source, a lone run) gets every core. A
+finished run (<work>/runs/NAME-sSEED) is reused and an interrupted one resumes: stop, restart.
 
 How a verdict is reached (the statistics, in four rules):
 1. Every run is scored on the SAME held-out text (<work>/heldout.txt, 256 KB of held-out books at
@@ -43,6 +43,8 @@ HELDOUT_BYTES = 256_000           # rule 1's fixed held-out text at --scale=1 (>
 # The studies' grids (the toy test shrinks them). Shapes (n_layer, n_embd, n_head, ffn_ratio): FFN a
 # multiple of 32, ~2.9M parameters each with the 8k vocabulary (its rows counted, as the paper's 1B)
 VOCABS = ("1k", "2k", "4k", "8k")                       # 1: compact vocabularies (and the full one)
+# 1 and 6's baseline: cl100k, slow; evaluated each n/20 steps for an early equal-time point
+FULL = lambda n: dict(data="full", eval_interval=max(3, n // 20))
 BASE, DEEP = (4, 128, 4, 8 / 3), (12, 96, 3, 8 / 3)
 SHAPES = {"shallow-wide 2x144": (2, 144, 4, 8 / 3), "base 4x128": BASE, "deep-thin 12x96": DEEP,
           "deep-thin 16x96, FFN 1.5": (16, 96, 3, 1.5), "deep-thin 9x96, FFN 4": (9, 96, 3, 4.0)}
@@ -65,9 +67,9 @@ def parse_args(argv):
     quick = "--quick" in argv                  # --quick sets other defaults, which --help shows
     p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="1/8 of steps and corpus, one seed, one lr")
+    p.add_argument("--quick", action="store_true", help="1/10 of steps and corpus, one seed, one lr")
     p.add_argument("--only", default="", help=f"comma-separated of {', '.join(STUDIES)}; '' = all")
-    p.add_argument("--scale", type=float, default=1 / 8 if quick else 1, help="x steps and corpora")
+    p.add_argument("--scale", type=float, default=0.1 if quick else 1, help="x steps and corpora")
     p.add_argument("--seeds", type=int, default=1 if quick else 2, help="seeds of a verdict's arms")
     p.add_argument("--max_seeds", type=int, help="cap on the 8σ²/Δ² rule's seeds; None: 3, quick 1")
     p.add_argument("--seed", type=int, default=1337, help="first seed; the others count up from it")
@@ -290,18 +292,24 @@ class Variant:
     cell = property(lambda self: f"{self.bpb:.3f}" + f" (n={len(self.res)})" * (len(self.res) > 1))
 
 
-pmap = lambda f, items: list((POOL.map if POOL else map)(f, items))     # --jobs at a time, in order
+# --jobs at a time, in order; a lone item runs here, alone: on every core
+pmap = lambda f, items: list((POOL.map if POOL and len(items) > 1 else map)(f, items))
 
 
 def run_all(pairs):
-    """Each (Variant, n) gets its first n seeds; the missing runs go --jobs at a time (machinery)."""
-    todo = {(id(v), s): (v, s) for v, n in pairs for s in range(OPTS.seed + len(v.res), OPTS.seed + n)}
+    """Each (Variant, n) gets its first n seeds: finished runs are read here, the missing ones go
+    --jobs at a time, longest first (the rest overlap it; cl100k: ~7x a step); machinery."""
+    todo = {(v, s) for v, n in pairs for s in range(OPTS.seed + len(v.res), OPTS.seed + n)}
     cost = lambda v: v.n_steps * v.spec.get("batch_size", BATCH) * (7 if v.spec.get("data") == "full" else 1)
-    todo = sorted(todo.values(), key=lambda job: -cost(job[0]))   # longest first: the rest overlap it
-    run = lambda job: train(job[0].name, job[0].n_steps, job[1], **job[0].spec)    # (cl100k: ~7x a step)
-    for (v, seed), res in zip(todo, pmap(run, todo)):
-        v.res.append(res)                                  # in seed order, as the pool returns them
-        REPEATS.setdefault(v.name, {})[seed] = res["bpb"]
+    done = [job for job in todo if os.path.exists(f"{OPTS.work}/runs/{job[0].name}-s{job[1]}/result.json")]
+    new = sorted(todo - set(done), key=lambda job: (-cost(job[0]), job[0].name, job[1]))
+    forks = {seed: v.spec["fork"] for v, seed in new if "fork" in v.spec}   # study 4: each seed's round 1
+    pmap(lambda item: item[1](item[0]), list(forks.items()))     # first: no job waits on another's
+    run = lambda job: train(job[0].name, job[0].n_steps, job[1], **job[0].spec)
+    results = dict(zip(done + new, [run(job) for job in done] + pmap(run, new)))
+    for v, seed in sorted(results, key=lambda job: job[1]):           # in seed order
+        v.res.append(results[v, seed])
+        REPEATS.setdefault(v.name, {})[seed] = results[v, seed]["bpb"]
     return [v for v, _ in pairs]
 
 
@@ -389,8 +397,7 @@ def study_tokenizer():
     share = {K: emb(K) / (emb(K) + depth[K] * per_layer) for K in VOCABS}
     vs = {K: Variant(f"{K}, {depth[K]} layers", f"tok-{K}-L{depth[K]}", n, data=K,
                      shape=(depth[K],) + BASE[1:]) for K in VOCABS}
-    # full (study 6's baseline too) is slow: evaluated each n/20 steps for an early equal-time point
-    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, data="full", eval_interval=max(2, n // 20))
+    vs["full"] = Variant(f"full, {L} layers", "tok-full", n, **FULL(n))
     # the compact vocabulary with the share nearest the middle of the paper's 18-38% (a priori)
     claim = min((K for K in VOCABS if K != "8k"), key=lambda K: abs(share[K] - 0.28))
     result = decide(vs[claim], vs["8k"], vs.values())
@@ -483,11 +490,12 @@ def study_inheritance():
     ranked = by_bpb(v for (s, _), v in vs.items() if s == "edges")             # width metrics
     run_all([(v, min(3, OPTS.max_seeds)) for v in (ranked[0], ranked[-1])])   # best, worst: 3 seeds
     target, rows = rand.res[0]["curve"][-1][2], [[rand.label, "–", rand.cell, "–"]]
-    for v in vs.values():           # step 0: the untrained student's held-out bpb (no seed noise)
-        step0 = heldout_bpb(v.spec["init"], v.spec["init"][:-3] + "_heldout.json")
+    # step 0: the untrained student's held-out bpb (no seed noise)
+    step0 = pmap(lambda v: heldout_bpb(v.spec["init"], v.spec["init"][:-3] + "_heldout.json"), list(vs.values()))
+    for v, bpb0 in zip(vs.values(), step0):
         reach = next((c[0] // (BATCH * SEQ) for c in v.res[0]["curve"] if c[2] <= target), None)
         reach = f"not in {n}" if reach is None else f"{reach} ({reach / n:.0%})"
-        rows.append([v.label, f"{step0:.3f}", v.cell, reach])
+        rows.append([v.label, f"{bpb0:.3f}", v.cell, reach])
     names = lambda group, part: " < ".join(v.label.split(", ")[part] for v in group)   # "a < b < c"
     return section(
         study_inheritance, f"Students of the base shape from a {SOURCE[0]}x{SOURCE[1]} source "
@@ -599,19 +607,21 @@ def study_together():
     """Paper (headline; `../shared/PAPER.md`). Each technique adds to the next: PanGu-π-1B 42.41 ->
     Pro 51.28 average over 10 benchmarks [code]."""
     n, limit = steps(STEPS), max(5, round(500 * OPTS.scale))
-    base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n,
-                   data="full", eval_interval=max(2, n // 20))               # = study 1's run
-    pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", n // 2, rounds=2,
-                  lr=LR / 3, refine_iters=n // 2, init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
+    base = Variant("baseline: full vocabulary, 4x128, random init, one round", "tok-full", n, **FULL(n))
+    r1 = round(2 * n / 3)           # round 2: one pass over half of round 1's batches; n steps in all
+    pro = Variant("Pro: 8k vocabulary, 12x96, inherited, two rounds", "pro", r1, rounds=2,
+                  lr=LR / 3, refine_iters=n - r1, init=inherit("pro-uniform-taylor", DEEP, "uniform", "taylor"))
+    run_all([(pro, OPTS.seeds)])    # side by side; then the baseline's 2nd seed alone (on every core)
     result, flags = decide(pro, base), ("--tasks=all", f"--limit={limit}")
     found = lambda out: os.path.isdir(f"{SHARED}/eval") or os.path.exists(f"{out}/eval.json")
     evals = pmap(lambda out: evaluate(f"{out}/ckpt.pt", f"{out}/eval.json", *flags)["tasks"] if found(out)
                  else {}, (base.res[0]["out"], pro.res[0]["out"]))     # zero-shot: first seed, side by side
     rows, chance = zero_shot(*evals)
-    scored = len(np.load(f"{pro.res[0]['out']}/round2_batch_losses.npy"))  # round 1's batches, once
+    scored = np.isfinite(np.load(f"{pro.res[0]['out']}/round2_batch_losses.npy")).sum()  # round 1's
     return section(
-        study_together, f"{n} steps of {BATCH}x{SEQ} each: the baseline in one round, Pro in two "
-        f"of {n // 2} (the second on the softmax-refined half) from `inherit.py` at lr {LR / 3:g}. "
+        study_together, f"{n} steps of {BATCH}x{SEQ} each: the baseline in one round; Pro in two, "
+        f"{r1} steps and {n - r1} (about one pass over the softmax-refined half of round 1's batches) "
+        f"from `inherit.py` at lr {LR / 3:g}. "
         f"Not counted: the source's training (as in the paper); counted: refining's {scored} "
         f"scoring passes (~{scored / 3:.0f} steps' compute). Zero-shot (`eval.py`, first {limit} "
         f"items, first seed, ± 1 SE): {chance}",
@@ -636,7 +646,8 @@ def header(t0, commit, argv):
             f"{'children' if children() else 'Shakespeare'}. Seeds from {OPTS.seed} (--seeds "
             f"{OPTS.seeds}, at most {OPTS.max_seeds}); scale {OPTS.scale:g}; "
             f"{(time.time() - t0) / 60:.0f} min (reused runs not counted); {OPTS.jobs} run(s) at a time "
-            f"on {threads} thread(s) each (speeds and times are per run, beside the others).\n\nTables "
+            f"on {threads} thread(s) each, a lone one on all (speeds and times are per run, beside the "
+            "others).\n\nTables "
             "and verdicts use bits per byte (bpb: lower is better, comparable across tokenizers) on one fixed "
             f"held-out text ({os.path.getsize(heldout()) / 1e3:.0f} KB, `eval.py --bpb`). "
             f"Run-to-run noise (pooled over configurations with 2+ seeds): {noise}. A verdict "

@@ -14,7 +14,8 @@ paper's training rules (lr ∝ batch^r, warmup + cosine, the round-2 batch selec
 
 Model options (--n_layer=4, any ModelConfig field) override the --preset. Round 1 trains --max_iters
 steps over all the data, each later round --refine_iters steps (0: one pass) over the batches the
-round before chose, from a fresh warmup. A fresh run moves a previous run to out_dir/old-<time>/.
+round before chose among those round 1 trained on, from a fresh warmup. A fresh run moves a
+previous run to out_dir/old-<time>/.
 """
 import inspect
 import json
@@ -66,7 +67,7 @@ class TrainConfig:
     base_batch_tokens: int = 0     # tokens per step --lr was tuned at; 0 = this run's (no scaling)
     # multiple-round training with loss-based data refining
     rounds: int = 1                # training rounds; round r > 1 trains on batches round r-1 chose
-    sampling_rate: float = 0.5     # R: fraction of the N batches the next round draws (paper: 50%)
+    sampling_rate: float = 0.5     # R: fraction of round 1's N batches the next round draws (paper: 50%)
     refine: str = "softmax"        # softmax: p = softmax(loss/T) (paper) | topk: hardest | uniform
     refine_temperature: float = 1.0  # T in softmax(loss / T) (official release: 1)
     refine_iters: int = 0          # steps of each later round; 0 = one pass over its selection
@@ -226,12 +227,14 @@ def select_batches(losses, rate, mode, temperature=1.0, seed=0, multinomial_limi
 
 @torch.no_grad()
 def refined_batches(run, round_number):
-    """The batch ids round `round_number` trains on: every training batch's mean token loss under
-    the previous round's final model (scored in its grad_accum x world parts, as trained), then
-    select_batches. Files out_dir/round{r}_*: batch_losses.npy (all-reduced and saved every 64
-    batches: an interrupted pass resumes), selection.npy, selection.json, whose `owner` (run id,
-    options) keeps files of another run or other options from being reused. The losses need only
-    the same run and batches: a copy of the run that chooses otherwise does not score again."""
+    """The batch ids round `round_number` trains on: the mean token loss, under the previous round's
+    final model (scored in its grad_accum x world parts, as trained), of every batch round 1 trained
+    on (the paper's N0: all N after a whole pass; a batch never trained on cannot have been
+    forgotten, and scoring it would cost compute), then select_batches. Files out_dir/round{r}_*:
+    batch_losses.npy ((N,), NaN: not scored; all-reduced and saved every 64 batches: an interrupted
+    pass resumes), selection.npy, selection.json, whose `owner` (run id, options) keeps files of
+    another run or other options from being reused. The losses need only the same run and batches:
+    a copy of the run that chooses otherwise does not score again."""
     cfg, data = run.cfg, run.train_data
     prefix = os.path.join(cfg.out_dir, f"round{round_number}")
     owner = {"run_id": run.run_id, "refine": cfg.refine, "sampling_rate": cfg.sampling_rate,
@@ -245,7 +248,8 @@ def refined_batches(run, round_number):
     ours = isinstance(was, dict) and [was.get("run_id"), was.get("batches")] == [run.run_id, data.n]
     ours = ours and os.path.exists(prefix + "_batch_losses.npy")
     losses = np.load(prefix + "_batch_losses.npy") if ours else np.full(data.n, np.nan)   # (N,)
-    todo, parts = np.flatnonzero(np.isnan(losses)), cfg.grad_accum * run.world   # NaN: not scored
+    pool = data.visited(np.arange(data.n), 1, cfg.max_iters)                     # (N0,) round 1's
+    todo, parts = pool[np.isnan(losses[pool])], cfg.grad_accum * run.world    # NaN: not scored
     run.model.eval()
     for start in run.tqdm(range(0, len(todo), 64), desc=f"scoring for round {round_number}"):
         ids = todo[start:start + 64]
@@ -262,18 +266,18 @@ def refined_batches(run, round_number):
             os.replace(prefix + "_batch_losses.tmp.npy", prefix + "_batch_losses.npy")
             json.dump({"owner": owner}, open(prefix + "_selection.json", "w"))
     run.model.train()
-    ids = select_batches(losses, cfg.sampling_rate, cfg.refine, cfg.refine_temperature, seed=cfg.seed + round_number)
+    ids = pool[select_batches(losses[pool], cfg.sampling_rate, cfg.refine, cfg.refine_temperature,
+                              seed=cfg.seed + round_number)]
     if run.rank == 0:            # the summary shows what the rule did: it kept the harder batches
         summary = {"round": round_number, "refine": cfg.refine, "sampling_rate": cfg.sampling_rate,
                    "temperature": cfg.refine_temperature, "owner": owner}
-        everything = np.arange(data.n)
-        for name, part in (("all", everything), ("selected", ids), ("dropped", np.setdiff1d(everything, ids))):
+        for name, part in (("all", pool), ("selected", ids), ("dropped", np.setdiff1d(pool, ids))):
             stats = (("min", np.min), ("median", np.median), ("max", np.max)) if len(part) else ()
             summary[name] = {"n": len(part), **{key: f(losses[part]) for key, f in stats}}
         np.save(prefix + "_selection.npy", ids)
         json.dump(summary, open(prefix + "_selection.json", "w"), indent=1)
-        print(f"round {round_number}: kept {len(ids)} of {data.n} batches ({cfg.refine}); median loss selected "
-              f"{summary['selected']['median']:.3f}, dropped {summary['dropped'].get('median', float('nan')):.3f}")
+        print(f"round {round_number}: kept {len(ids)} of round 1's {len(pool)} batches ({cfg.refine}); median loss "
+              f"selected {summary['selected']['median']:.3f}, dropped {summary['dropped'].get('median', math.nan):.3f}")
     return ids
 
 
@@ -364,7 +368,10 @@ def log_train(run, progress, lr, bar):
 def evaluate_and_save(run, progress, bar, last=False):
     """An eval row of log.jsonl, the checkpoint out_dir/ckpt.pt and, if matplotlib is installed,
     curves.png, drawn at most once a minute (the first a minute in) and at each round's end:
-    a draw takes ~1-2 s, which would double a small CPU run that evaluates every few steps."""
+    a draw takes ~1-2 s, which would double a small CPU run that evaluates every few steps. Its
+    time is kept out of the tokens/s window: a speed (and reproduce.py's equal-time reads) must
+    not depend on how often a run is evaluated."""
+    start = time.time()
     val_loss, val_bpb = evaluate(run)
     progress.best_val_loss = min(progress.best_val_loss, val_loss)
     if run.rank == 0:
@@ -375,6 +382,7 @@ def evaluate_and_save(run, progress, bar, last=False):
     if run.rank == 0 and draw and find_spec("matplotlib"):
         curves.draw([run.cfg.out_dir], os.path.join(run.cfg.out_dir, "curves.png"))
         run.drawn_at = time.time()
+    progress.window_start += time.time() - start                    # the window skips this call
 
 
 def check_finite(run, progress):

@@ -82,3 +82,9 @@ class Batches:
         (seed, round, epoch)."""
         epoch, i = divmod(step, len(ids))
         return int(ids[permute([i], len(ids), perm_key(self.seed, round_number, epoch))[0]])
+
+    def visited(self, ids, round_number, steps):
+        """Sorted ids that the first `steps` steps of a round train on (order()'s; all after an epoch)."""
+        ids = np.asarray(ids)
+        key = perm_key(self.seed, round_number, 0)                          # the first epoch's order
+        return np.sort(ids if steps >= len(ids) else ids[permute(np.arange(steps), len(ids), key)])

@@ -27,7 +27,8 @@ def fake_runs(monkeypatch, bpb, seeds=2, max_seeds=4):
         calls.append((name, seed - 1337))
         return {"bpb": bpb[name, seed - 1337]}
     monkeypatch.setattr(reproduce, "train", train)
-    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(seeds=seeds, max_seeds=max_seeds, seed=1337))
+    monkeypatch.setattr(reproduce, "OPTS", argparse.Namespace(seeds=seeds, max_seeds=max_seeds, seed=1337,
+                                                              work=os.path.join(ROOT, "no-such-work")))
     reproduce.REPEATS.clear()
     return calls
 
@@ -61,6 +62,27 @@ def test_jobs_run_side_by_side_and_results_keep_seed_order(monkeypatch):
     assert [r["bpb"] for r in a.res] == [2.0, 2.1, 2.2] and [r["bpb"] for r in b.res] == [2.0]
     assert sorted(calls) == [("a", 0), ("a", 1), ("a", 2), ("b", 0)]
     assert reproduce.REPEATS == {"a": {1337: 2.0, 1338: 2.1, 1339: 2.2}, "b": {1337: 2.0}}
+
+
+def test_finished_runs_are_read_here_and_a_lone_missing_run_trains_alone(monkeypatch, tmp_path):
+    """Only runs still to train go to the --jobs pool, and only two or more: one alone runs in the main
+    thread (sh() then gives it every core), as study 6's baseline seed 2 after Pro's seeds."""
+    import threading
+    fake_runs(monkeypatch, {("a", 0): 2.0, ("a", 1): 2.1, ("a", 2): 2.2, ("b", 0): 3.0})
+    reproduce.OPTS.work = str(tmp_path)
+    os.makedirs(tmp_path / "runs" / "a-s1337")
+    (tmp_path / "runs" / "a-s1337" / "result.json").write_text("{}")     # finished: a read, no job
+    where, pooled, fake = [], [], reproduce.train
+    monkeypatch.setattr(reproduce, "train", lambda name, n, seed, **spec: where.append(
+        (seed - 1337, threading.current_thread() is threading.main_thread())) or fake(name, n, seed))
+    class Pool:                            # records what it is given, runs it here
+        map = staticmethod(lambda f, items: pooled.append(len(items)) or map(f, items))
+    monkeypatch.setattr(reproduce, "POOL", Pool())
+    a = reproduce.Variant("a", "a", 1)
+    reproduce.run_all([(a, 2)])
+    assert where == [(0, True), (1, True)] and pooled == []           # 1 read + 1 alone: no pool
+    reproduce.run_all([(a, 3), (reproduce.Variant("b", "b", 1), 1)])    # two missing: the pool, at once
+    assert pooled == [2] and [r["bpb"] for r in a.res] == [2.0, 2.1, 2.2]
 
 
 def test_a_run_folder_is_trained_by_one_job_at_a_time_and_others_go_side_by_side(monkeypatch):

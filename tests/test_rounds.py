@@ -89,9 +89,9 @@ def test_two_rounds_select_hard_batches_and_resume_inside_round_2(planted, tmp_p
     out = tmp_path / "a"
     assert (out / "round1.pt").exists() and (out / "round2.pt").exists()
     assert {r["round"] for r in log if "loss" in r} == {1, 2} and max(r["step"] for r in log if r["round"] == 2) == 8
-    losses = np.load(out / "round2_batch_losses.npy")
-    chosen = np.load(out / "round2_selection.npy")
-    assert len(chosen) == round(0.5 * len(losses)) and set(chosen) == set(np.argsort(losses)[-len(chosen):])
+    losses = np.load(out / "round2_batch_losses.npy")                    # (N,): NaN where not scored
+    scored, chosen = np.flatnonzero(~np.isnan(losses)), np.load(out / "round2_selection.npy")
+    assert len(chosen) == round(0.5 * len(scored)) and set(chosen) == set(scored[np.argsort(losses[scored])[-len(chosen):]])
     summary = json.load(open(out / "round2_selection.json"))
     assert summary["selected"]["min"] >= summary["dropped"]["max"]
     # The hard (random) text is what round 1 fits worst: the chosen batches are mostly made of it.
@@ -100,7 +100,7 @@ def test_two_rounds_select_hard_batches_and_resume_inside_round_2(planted, tmp_p
     easy_ids = set(np.unique(data.rows(int(np.argmin(losses)))[0].numpy()))
     def hard_share(ids):
         return np.mean([np.mean([t not in easy_ids for t in data.rows(int(i))[0].flatten().tolist()]) for i in ids])
-    assert hard_share(chosen) > hard_share(np.setdiff1d(np.arange(len(losses)), chosen)) + 0.3
+    assert hard_share(chosen) > hard_share(np.setdiff1d(scored, chosen)) + 0.3
 
     # interrupted after 3 steps of round 2 (16 + 3 = 19 steps in all), then resumed: identical weights
     run(planted, tmp_path / "b", *args, "--halt_at=19")
@@ -154,6 +154,21 @@ def test_round_2_trains_on_the_selected_batches_only_epoch_after_epoch(planted, 
     assert r2[:n0] != r2[n0:2 * n0]                                      # reshuffled every epoch
     summary = json.load(open(tmp_path / "round2_selection.json"))
     assert summary["refine"] == mode and summary["selected"]["n"] == n0
+
+
+def test_round_2_draws_from_the_batches_round_1_trained_on(planted, tmp_path, monkeypatch):
+    """Round 1 stopped short of a pass (--max_iters < N): only its batches are scored (the paper's N0;
+    the others were never learned, so not forgotten) and round 2 trains on half of them."""
+    seen = spy_batches(monkeypatch)
+    meta = json.load(open(os.path.join(planted, "meta.json")))
+    N = batches.Batches(os.path.join(planted, "train.bin"), meta["dtype"], 16, 2, 1337).n
+    steps = N // 3 + 1                                                     # not a divisor of N
+    run(planted, tmp_path, "--rounds=2", f"--max_iters={steps}", "--eval_interval=100", "--sampling_rate=0.5")
+    r1, r2 = ({b for r, _, b in seen if r == k} for k in (1, 2))
+    losses, chosen = np.load(tmp_path / "round2_batch_losses.npy"), np.load(tmp_path / "round2_selection.npy")
+    assert len(r1) == steps < N and set(np.flatnonzero(~np.isnan(losses))) == r1   # scored: round 1's only
+    assert r2 == set(chosen.tolist()) and r2 < r1 and len(chosen) == round(0.5 * steps)   # one pass over half
+    assert json.load(open(tmp_path / "round2_selection.json"))["all"]["n"] == steps
 
 
 def test_resume_across_epoch_boundaries_in_round_1_and_round_2(planted, tmp_path):
@@ -216,16 +231,17 @@ def test_a_copy_of_a_run_that_chooses_otherwise_reuses_its_batch_losses(planted,
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     run(planted, tmp_path / "a", *args, "--refine=topk", "--init_from=resume")      # scores, picks the hardest
     losses = np.load(tmp_path / "a" / "round2_batch_losses.npy")
-    planted_losses = losses.max() + losses.min() - losses               # the ranking turned upside down
+    planted_losses = np.nanmax(losses) + np.nanmin(losses) - losses     # the ranking turned upside down
+    scored = np.flatnonzero(~np.isnan(losses))                          # round 1's 8 batches
     np.save(tmp_path / "b" / "round2_batch_losses.npy", planted_losses)
     shutil.copy(tmp_path / "a" / "round2_selection.json", tmp_path / "b")
     run(planted, tmp_path / "b", *args, "--refine=topk", "--refine_temperature=0.5", "--init_from=resume")
     chosen = np.load(tmp_path / "b" / "round2_selection.npy")
-    assert set(chosen) == set(np.argsort(planted_losses)[-len(chosen):])    # chosen from the reused losses
+    assert set(chosen) == set(scored[np.argsort(planted_losses[scored])[-len(chosen):]])   # the reused losses
     assert json.load(open(tmp_path / "b" / "round2_selection.json"))["temperature"] == 0.5
     # another run's losses (another run_id) are scored again
     run(planted, tmp_path / "c", *args, "--halt_at=8")
     shutil.copy(tmp_path / "b" / "round2_batch_losses.npy", tmp_path / "c")
     shutil.copy(tmp_path / "b" / "round2_selection.json", tmp_path / "c")
     run(planted, tmp_path / "c", *args, "--refine=topk", "--init_from=resume")
-    assert not np.array_equal(np.load(tmp_path / "c" / "round2_batch_losses.npy"), planted_losses)
+    assert not np.array_equal(np.load(tmp_path / "c" / "round2_batch_losses.npy"), planted_losses, equal_nan=True)

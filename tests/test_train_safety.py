@@ -63,6 +63,16 @@ def rows(log, kind):
     return [{k: v for k, v in r.items() if k not in ("tok_per_s", "mfu")} for r in log if kind in r]
 
 
+def test_tokens_per_second_leave_out_evaluations(data, tmp_path, monkeypatch):
+    """An evaluation (here: 0.5 s) between two log rows is not training time: tokens/s, and the train
+    seconds reproduce.py sums from them for its equal-time reads, must not depend on how often a run evaluates."""
+    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda run: time.sleep(0.5) or evaluate(run))
+    log = run(data, tmp_path, "--max_iters=4", "--eval_interval=1", "--log_interval=2")
+    windows = [2 * 2 * 16 / r["tok_per_s"] for r in log if "tok_per_s" in r]     # 2 steps of 2 x 16 tokens
+    assert len(windows) == 2 and max(windows) < 0.45                             # the second held 2 evals
+
+
 def test_resumed_log_equals_the_uninterrupted_log_in_round_2_with_grad_accum(data, tmp_path):
     """Halted at step 3 of round 2 (a log every 2 steps, 2 micro-steps a step), resumed: every train row,
     loss included, is the uninterrupted run's; the partial log window travelled in the checkpoint."""
@@ -112,10 +122,10 @@ def test_a_fresh_run_keeps_the_previous_run_aside(data, tmp_path, capsys):
     run(data, tmp_path, "--max_iters=2", "--eval_interval=2")
     before = (tmp_path / "ckpt.pt").read_bytes()
     np.save(tmp_path / "round2_selection.npy", np.array([0]))            # a stale 1-batch selection
-    log = run(data, tmp_path, "--max_iters=2", "--eval_interval=2", "--rounds=2")
+    log = run(data, tmp_path, "--max_iters=4", "--eval_interval=2", "--rounds=2")
     (aside,) = glob.glob(str(tmp_path / "old-*"))
     assert open(os.path.join(aside, "ckpt.pt"), "rb").read() == before and "moved its files" in capsys.readouterr().out
-    assert len(np.load(tmp_path / "round2_selection.npy")) > 1 and [r["round"] for r in log][0] == 1   # a clean log
+    assert len(np.load(tmp_path / "round2_selection.npy")) == 2 and [r["round"] for r in log][0] == 1   # a clean log
 
 
 def test_a_stale_selection_of_another_run_is_not_reused(data, tmp_path):
