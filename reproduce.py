@@ -220,11 +220,14 @@ def shards(vocab, corpus_dir=None, name=None, count_on="main"):
 
 
 # ---- one training run: reused when finished, resumed when interrupted ---------------------------
+run_dir = lambda name, seed: os.path.join(OPTS.work, "runs", f"{name}-s{seed}")   # a run's folder
+
+
 def train(name, n_steps, seed, data="8k", shape=None, init=None, fork=None, texts=None, **opts):
     """train.py, then `eval.py --bpb` of its checkpoint: "bpb" (rule 1; with `texts` {name: file},
     "domains" {name: bpb} and "bpb" over all their bytes), the val "curve" [(tokens, train seconds,
     val bpb)] on train.py's windows (plots, equal-time reads), "tok_s", "params"."""
-    out, shape = os.path.join(OPTS.work, "runs", f"{name}-s{seed}"), shape or BASE   # read now: toy
+    out, shape = run_dir(name, seed), shape or BASE   # read now: toy
     with LOCKS.setdefault(out, threading.Lock()):     # two jobs never train one run (a fork's source)
         return _train(out, name, n_steps, seed, data, shape, init, fork, texts, opts)
 
@@ -301,7 +304,7 @@ def run_all(pairs):
     --jobs at a time, longest first (the rest overlap it; cl100k: ~7x a step); machinery."""
     todo = {(v, s) for v, n in pairs for s in range(OPTS.seed + len(v.res), OPTS.seed + n)}
     cost = lambda v: v.n_steps * v.spec.get("batch_size", BATCH) * (7 if v.spec.get("data") == "full" else 1)
-    done = [job for job in todo if os.path.exists(f"{OPTS.work}/runs/{job[0].name}-s{job[1]}/result.json")]
+    done = [job for job in todo if os.path.exists(f"{run_dir(job[0].name, job[1])}/result.json")]
     new = sorted(todo - set(done), key=lambda job: (-cost(job[0]), job[0].name, job[1]))
     forks = {seed: v.spec["fork"] for v, seed in new if "fork" in v.spec}   # study 4: each seed's round 1
     pmap(lambda item: item[1](item[0]), list(forks.items()))     # first: no job waits on another's
@@ -527,7 +530,7 @@ def study_rounds():
     first = lambda seed: train("rounds-r1", n, seed, halt_at=n, **base)     # a seed's round 1
 
     def fork(seed):     # a seed's round 1, with its model's batch losses once the first arm scored
-        out, scored = first(seed)["out"], f"{OPTS.work}/runs/{vs[0].name}-s{seed}"   # them (reused)
+        out, scored = first(seed)["out"], run_dir(vs[0].name, seed)   # them (reused)
         if os.path.exists(f"{scored}/result.json"):
             for f in ("round2_batch_losses.npy", "round2_selection.json"):
                 shutil.copy(f"{scored}/{f}", out)
